@@ -5,14 +5,15 @@ stderr and exit code 2; set ``GARDEN_DEBUG=1`` to see the traceback instead.
 """
 
 import argparse
+import importlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from garden.errors import GardenError, UsageError
 
-
-class UsageError(Exception):
-    """A problem with what the user asked for; reported in one line, exit code 2."""
+# Capabilities beyond the foundation add their subcommands here: each module named has
+# ``add_commands(commands)``, which adds parsers whose ``run(args)`` is set with ``set_defaults``.
+COMMAND_MODULES = ()
 
 
 class Parser(argparse.ArgumentParser):
@@ -181,6 +182,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_models, add_profile, add_compare, add_cost):
         add(commands)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(commands)
     return parser
 
 
@@ -190,7 +193,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         args.run(args)
-    except (UsageError, UnknownModelError, UnknownArgumentError, OSError) as error:
+    except (GardenError, UnknownModelError, UnknownArgumentError, OSError) as error:
         if os.environ.get("GARDEN_DEBUG"):
             raise
         print(f"garden: error: {error}", file=sys.stderr)

@@ -1,0 +1,9 @@
+"""Errors a user can cause. The CLI prints their message in one line and exits with code 2."""
+
+
+class GardenError(Exception):
+    """Bad input (a missing file, a malformed size, an impossible option): say what and where."""
+
+
+class UsageError(GardenError):
+    """A problem with the command line itself."""
