@@ -6,7 +6,7 @@ import pytest
 
 import garden
 from garden.errors import GardenError
-from garden.models import mobilenet
+from garden.models import mobilenet, mobilenet_v3
 from garden.profiler import profile
 from garden.weights import from_keras_applications
 
@@ -63,6 +63,18 @@ def test_mobilenet_v1_params_equal_keras(alpha):
     assert ours.count_params() == reference.count_params()
 
 
+@pytest.mark.parametrize("alpha", [0.75, 1.0])
+@pytest.mark.parametrize("size", ["large", "small"])
+def test_mobilenet_v3_params_equal_keras(size, alpha):
+    application = {"large": keras.applications.MobileNetV3Large, "small": keras.applications.MobileNetV3Small}[size]
+    for include_top in (True, False):
+        ours = garden.create_model(f"mobilenet_v3_{size}", alpha=alpha, include_top=include_top, input_shape=(32, 32, 3))
+        reference = application(
+            weights=None, alpha=alpha, include_top=include_top, input_shape=(32, 32, 3), include_preprocessing=False
+        )
+        assert ours.count_params() == reference.count_params()
+
+
 def test_headless_params_equal_keras():
     ours = garden.create_model("mobilenet_v2", include_top=False, pooling="avg", input_shape=(32, 32, 3))
     reference = keras.applications.MobileNetV2(weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
@@ -75,7 +87,10 @@ def test_headless_params_equal_keras():
 
 @pytest.mark.parametrize(
     "key",
-    ["mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4"],
+    [
+        "mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4",
+        "mobilenet_v3_large", "mobilenet_v3_large@alpha=0.75", "mobilenet_v3_small", "mobilenet_v3_small@alpha=0.75",
+    ],
 )
 def test_mobilenet_macs_match_paper(key):
     name, _, variant = key.partition("@")
@@ -85,7 +100,7 @@ def test_mobilenet_macs_match_paper(key):
     elif variant.startswith("input="):
         size = int(variant.split("=")[1])
     model = garden.create_model(name, input_shape=(size, size, 3), **overrides)
-    published = mobilenet.PUBLISHED[key]["macs"]
+    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED}[key]["macs"]
     assert profile(model).total["macs"] == pytest.approx(published, rel=0.02)
 
 
@@ -105,6 +120,15 @@ def test_mobilenet_v1_transfer_matches_keras():
         weights=None, alpha=0.5, input_shape=(64, 64, 3), classes=10, classifier_activation=None
     )
     assert_transfer("mobilenet_v1", reference, alpha=0.5, num_classes=10)
+
+
+@pytest.mark.parametrize("size", ["large", "small"])
+def test_mobilenet_v3_transfer_matches_keras(size):
+    application = {"large": keras.applications.MobileNetV3Large, "small": keras.applications.MobileNetV3Small}[size]
+    reference = application(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None, include_preprocessing=False
+    )
+    assert_transfer(f"mobilenet_v3_{size}", reference, num_classes=10)
 
 
 def test_transfer_into_headless_and_features_model():
@@ -144,6 +168,18 @@ def test_mobilenet_v2_output_stride_dilates(output_stride):
     assert max(rates) == 32 // output_stride
     # the weights do not change with the stride: a DeepLab backbone takes classification weights
     assert model.count_params() == garden.create_model("mobilenet_v2", features_only=True).count_params()
+
+
+def test_mobilenet_v3_features_by_stride():
+    large = garden.create_model("mobilenet_v3_large", features_only=True, input_shape=(64, 64, 3))
+    small = garden.create_model("mobilenet_v3_small", features_only=True, output_stride=16, input_shape=(64, 64, 3))
+    assert feature_shapes(large) == {
+        "stride_2": (32, 32, 16), "stride_4": (16, 16, 24), "stride_8": (8, 8, 40),
+        "stride_16": (4, 4, 112), "stride_32": (2, 2, 160),
+    }
+    assert feature_shapes(small) == {
+        "stride_2": (32, 32, 16), "stride_4": (16, 16, 16), "stride_8": (8, 8, 24), "stride_16": (4, 4, 96),
+    }
 
 
 def test_output_stride_is_checked():
