@@ -6,7 +6,7 @@ import pytest
 
 import garden
 from garden.errors import GardenError
-from garden.models import mobilenet, mobilenet_v3
+from garden.models import mobilenet, mobilenet_v3, xception
 from garden.profiler import profile
 from garden.weights import from_keras_applications
 
@@ -75,6 +75,15 @@ def test_mobilenet_v3_params_equal_keras(size, alpha):
         assert ours.count_params() == reference.count_params()
 
 
+def test_xception_params_equal_keras():
+    for include_top in (True, False):
+        ours = garden.create_model("xception", include_top=include_top, input_shape=(71, 71, 3))
+        reference = keras.applications.Xception(weights=None, include_top=include_top, input_shape=(71, 71, 3))
+        assert ours.count_params() == reference.count_params()
+    trainable = sum(int(np.prod(w.shape)) for w in ours.trainable_weights) + 2048 * 1000 + 1000
+    assert trainable == xception.PUBLISHED["xception"]["params"]
+
+
 def test_headless_params_equal_keras():
     ours = garden.create_model("mobilenet_v2", include_top=False, pooling="avg", input_shape=(32, 32, 3))
     reference = keras.applications.MobileNetV2(weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
@@ -90,6 +99,7 @@ def test_headless_params_equal_keras():
     [
         "mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4",
         "mobilenet_v3_large", "mobilenet_v3_large@alpha=0.75", "mobilenet_v3_small", "mobilenet_v3_small@alpha=0.75",
+        "xception@input=299",
     ],
 )
 def test_mobilenet_macs_match_paper(key):
@@ -100,7 +110,8 @@ def test_mobilenet_macs_match_paper(key):
     elif variant.startswith("input="):
         size = int(variant.split("=")[1])
     model = garden.create_model(name, input_shape=(size, size, 3), **overrides)
-    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED}[key]["macs"]
+    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED, **xception.PUBLISHED}
+    published = published.get(key, published[name])["macs"]
     assert profile(model).total["macs"] == pytest.approx(published, rel=0.02)
 
 
@@ -129,6 +140,11 @@ def test_mobilenet_v3_transfer_matches_keras(size):
         weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None, include_preprocessing=False
     )
     assert_transfer(f"mobilenet_v3_{size}", reference, num_classes=10)
+
+
+def test_xception_transfer_matches_keras():
+    reference = keras.applications.Xception(weights=None, input_shape=(71, 71, 3), classes=10, classifier_activation=None)
+    assert_transfer("xception", reference, num_classes=10)
 
 
 def test_transfer_into_headless_and_features_model():
@@ -180,6 +196,16 @@ def test_mobilenet_v3_features_by_stride():
     assert feature_shapes(small) == {
         "stride_2": (32, 32, 16), "stride_4": (16, 16, 16), "stride_8": (8, 8, 24), "stride_16": (4, 4, 96),
     }
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_xception_output_stride(output_stride):
+    model = garden.create_model("xception", features_only=True, output_stride=output_stride, input_shape=(96, 96, 3))
+    sizes = {"stride_2": 45, "stride_4": 23, "stride_8": 12, "stride_16": 6, "stride_32": 3}  # unpadded stem
+    expected = {key: size for key, size in sizes.items() if int(key.split("_")[1]) <= output_stride}
+    shapes = feature_shapes(model)
+    assert {key: shape[0] for key, shape in shapes.items()} == expected
+    assert shapes[f"stride_{output_stride}"][-1] == 2048
 
 
 def test_output_stride_is_checked():
