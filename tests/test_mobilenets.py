@@ -6,7 +6,7 @@ import pytest
 
 import garden
 from garden.errors import GardenError
-from garden.models import mobilenet, mobilenet_v3, xception
+from garden.models import inception_resnet_v2, mobilenet, mobilenet_v3, xception
 from garden.profiler import profile
 from garden.weights import from_keras_applications
 
@@ -14,19 +14,16 @@ from garden.weights import from_keras_applications
 def perturbed(model, seed=0):
     """``model`` with random weights and batch-norm statistics, so a wrong mapping shows."""
     rng = np.random.default_rng(seed)
+    positive = ("gamma", "moving_variance")
     for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = weights
-            weights = [
-                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
-            ]
-        else:
-            weights = [w + rng.normal(0, 0.05, w.shape) for w in weights]
-        layer.set_weights([w.astype("float32") for w in weights])
+        for variable in layer.weights:
+            shape = tuple(variable.shape)
+            if isinstance(layer, keras.layers.BatchNormalization):
+                is_positive = variable.path.split("/")[-1] in positive
+                value = rng.uniform(0.5, 2.0, shape) if is_positive else rng.normal(0, 0.2, shape)
+            else:
+                value = keras.ops.convert_to_numpy(variable) + rng.normal(0, 0.05, shape)
+            variable.assign(value.astype("float32"))
     return model
 
 
@@ -99,7 +96,7 @@ def test_headless_params_equal_keras():
     [
         "mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4",
         "mobilenet_v3_large", "mobilenet_v3_large@alpha=0.75", "mobilenet_v3_small", "mobilenet_v3_small@alpha=0.75",
-        "xception@input=299",
+        "xception@input=299", "inception_resnet_v2@input=299",
     ],
 )
 def test_mobilenet_macs_match_paper(key):
@@ -110,7 +107,7 @@ def test_mobilenet_macs_match_paper(key):
     elif variant.startswith("input="):
         size = int(variant.split("=")[1])
     model = garden.create_model(name, input_shape=(size, size, 3), **overrides)
-    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED, **xception.PUBLISHED}
+    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED, **xception.PUBLISHED, **inception_resnet_v2.PUBLISHED}
     published = published.get(key, published[name])["macs"]
     assert profile(model).total["macs"] == pytest.approx(published, rel=0.02)
 
@@ -145,6 +142,22 @@ def test_mobilenet_v3_transfer_matches_keras(size):
 def test_xception_transfer_matches_keras():
     reference = keras.applications.Xception(weights=None, input_shape=(71, 71, 3), classes=10, classifier_activation=None)
     assert_transfer("xception", reference, num_classes=10)
+
+
+@pytest.mark.slow
+def test_inception_resnet_v2_params_and_transfer_match_keras():
+    reference = keras.applications.InceptionResNetV2(
+        weights=None, input_shape=(75, 75, 3), classes=10, classifier_activation=None
+    )
+    ours = garden.create_model("inception_resnet_v2", num_classes=10, input_shape=(75, 75, 3))
+    assert ours.count_params() == reference.count_params()
+    assert_transfer("inception_resnet_v2", reference, num_classes=10)
+    features = garden.create_model("inception_resnet_v2", features_only=True, input_shape=(75, 75, 3))
+    # unpadded: 75 -> 37 -> 35 (stride 2) -> pool 17 -> 15 (stride 4) -> pool 7 -> 3 -> 1
+    assert feature_shapes(features) == {
+        "stride_2": (35, 35, 64), "stride_4": (15, 15, 192), "stride_8": (7, 7, 320),
+        "stride_16": (3, 3, 1088), "stride_32": (1, 1, 1536),
+    }
 
 
 def test_transfer_into_headless_and_features_model():
