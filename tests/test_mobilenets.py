@@ -65,7 +65,9 @@ def test_mobilenet_v1_params_equal_keras(alpha):
 def test_mobilenet_v3_params_equal_keras(size, alpha):
     application = {"large": keras.applications.MobileNetV3Large, "small": keras.applications.MobileNetV3Small}[size]
     for include_top in (True, False):
-        ours = garden.create_model(f"mobilenet_v3_{size}", alpha=alpha, include_top=include_top, input_shape=(32, 32, 3))
+        ours = garden.create_model(
+            f"mobilenet_v3_{size}", alpha=alpha, include_top=include_top, input_shape=(32, 32, 3)
+        )
         reference = application(
             weights=None, alpha=alpha, include_top=include_top, input_shape=(32, 32, 3), include_preprocessing=False
         )
@@ -91,25 +93,17 @@ def test_headless_params_equal_keras():
 # ---------------------------------------------------------------- multiply-adds
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4",
-        "mobilenet_v3_large", "mobilenet_v3_large@alpha=0.75", "mobilenet_v3_small", "mobilenet_v3_small@alpha=0.75",
-        "xception@input=299", "inception_resnet_v2@input=299",
-    ],
-)
-def test_mobilenet_macs_match_paper(key):
-    name, _, variant = key.partition("@")
-    overrides, size = {}, 224
-    if variant.startswith("alpha="):
-        overrides["alpha"] = float(variant.split("=")[1])
-    elif variant.startswith("input="):
-        size = int(variant.split("=")[1])
-    model = garden.create_model(name, input_shape=(size, size, 3), **overrides)
-    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED, **xception.PUBLISHED, **inception_resnet_v2.PUBLISHED}
-    published = published.get(key, published[name])["macs"]
-    assert profile(model).total["macs"] == pytest.approx(published, rel=0.02)
+FAMILIES = (mobilenet, mobilenet_v3, xception, inception_resnet_v2)
+PUBLISHED = [
+    *({"model": name, "overrides": {}, **figures} for family in FAMILIES for name, figures in family.PUBLISHED.items()),
+    *(variant for family in FAMILIES for variant in getattr(family, "PUBLISHED_VARIANTS", ())),
+]
+
+
+@pytest.mark.parametrize("published", PUBLISHED, ids=lambda p: f"{p['model']}{p['overrides'] or ''}")
+def test_macs_match_paper(published):
+    model = garden.create_model(published["model"], **published["overrides"])
+    assert profile(model).total["macs"] == pytest.approx(published["macs"], rel=0.02)
 
 
 # ---------------------------------------------------------------- weight transfer
@@ -140,7 +134,9 @@ def test_mobilenet_v3_transfer_matches_keras(size):
 
 
 def test_xception_transfer_matches_keras():
-    reference = keras.applications.Xception(weights=None, input_shape=(71, 71, 3), classes=10, classifier_activation=None)
+    reference = keras.applications.Xception(
+        weights=None, input_shape=(71, 71, 3), classes=10, classifier_activation=None
+    )
     assert_transfer("xception", reference, num_classes=10)
 
 
@@ -189,7 +185,9 @@ def test_mobilenet_v2_features_by_stride():
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_mobilenet_v2_output_stride_dilates(output_stride):
-    model = garden.create_model("mobilenet_v2", features_only=True, output_stride=output_stride, input_shape=(64, 64, 3))
+    model = garden.create_model(
+        "mobilenet_v2", features_only=True, output_stride=output_stride, input_shape=(64, 64, 3)
+    )
     shapes = feature_shapes(model)
     assert list(shapes)[-1] == f"stride_{output_stride}"
     assert shapes[f"stride_{output_stride}"] == (64 // output_stride, 64 // output_stride, 320)
@@ -240,3 +238,5 @@ def test_mobilenet_v1_any_size_from_32(shape):
 def test_too_small_input_is_refused():
     with pytest.raises(ValueError, match="at least 32"):
         garden.create_model("mobilenet_v1", input_shape=(31, 40, 3))
+    with pytest.raises(ValueError, match="at least 75"):
+        garden.create_model("inception_resnet_v2", input_shape=(64, 64, 3))

@@ -37,7 +37,3 @@ def _copy_reshaped(target, source):
         raise GardenError(f"cannot copy {source.name} {shapes[1]} into {target.name} {shapes[0]}")
     target.set_weights([np.reshape(s, t.shape) for t, s in zip(target_weights, source_weights)])
 
-
-def batch_norm_pairs(ours, theirs):
-    """The conv and batch-norm pair of a conv-norm block: ``{ours}_conv``/``_bn`` from ``theirs``."""
-    return [(f"{ours}_conv", theirs[0]), (f"{ours}_bn", theirs[1])]

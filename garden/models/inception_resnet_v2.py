@@ -51,6 +51,7 @@ STAGES = (
     ("block8", BLOCK_C, 10, 0.2, True),
 )
 FINAL_FILTERS = 1536
+MIN_SIZE = 75  # the unpadded stem and reductions leave 1x1 at 75x75
 
 PUBLISHED = {
     "inception_resnet_v2": {
@@ -108,6 +109,8 @@ def build_inception_resnet_v2(
 ):
     """Inception-ResNet-v2 (Szegedy et al., 2017): scaled residual Inception blocks, 35/17/8 grids."""
     inputs = model_input(input_shape, (299, 299, 3))
+    if min(size or MIN_SIZE for size in inputs.shape[1:3]) < MIN_SIZE:
+        raise ValueError(f"input size must be at least {MIN_SIZE}x{MIN_SIZE}, got {inputs.shape[1]}x{inputs.shape[2]}")
     x, features, stride = inputs, {}, 1
     for index, op in enumerate(STEM, start=1):
         if op[0] == "max":
@@ -140,7 +143,8 @@ def _creation_order():
         prefixes = [stage] if repeats is None else [f"{stage}_{block}" for block in range(1, repeats + 1)]
         for prefix in prefixes:
             for b, branch in enumerate(branches):
-                order += [(f"{prefix}_branch{b}_{i}", None) for i, op in enumerate(branch, start=1) if op[0] not in ("avg", "max")]
+                convolutions = [i for i, op in enumerate(branch, start=1) if op[0] not in ("avg", "max")]
+                order += [(f"{prefix}_branch{b}_{i}", None) for i in convolutions]
             if repeats is not None:
                 order.append((f"{prefix}_up", f"{prefix}_conv"))
     return [*order, ("final", "conv_7b")]

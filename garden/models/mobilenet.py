@@ -52,15 +52,21 @@ INVERTED_RESIDUAL_STAGES = (
 
 PUBLISHED = {
     "mobilenet_v1": {"params": 4.2e6, "macs": 569e6, "source": "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"},
-    "mobilenet_v1@alpha=0.75": {"params": 2.6e6, "macs": 325e6, "source": "Howard et al. 2017, Table 6"},
-    "mobilenet_v1@alpha=0.5": {"params": 1.3e6, "macs": 149e6, "source": "Howard et al. 2017, Table 6"},
-    "mobilenet_v1@alpha=0.25": {"params": 0.5e6, "macs": 41e6, "source": "Howard et al. 2017, Table 6"},
-    "mobilenet_v1@input=192": {"params": 4.2e6, "macs": 418e6, "source": "Howard et al. 2017, Table 7"},
-    "mobilenet_v1@input=160": {"params": 4.2e6, "macs": 290e6, "source": "Howard et al. 2017, Table 7"},
-    "mobilenet_v1@input=128": {"params": 4.2e6, "macs": 186e6, "source": "Howard et al. 2017, Table 7"},
     "mobilenet_v2": {"params": 3.4e6, "macs": 300e6, "source": "Sandler et al. 2018, Table 4"},
-    "mobilenet_v2@alpha=1.4": {"params": 6.9e6, "macs": 585e6, "source": "Sandler et al. 2018, Table 4"},
 }
+
+# Other widths (Howard et al. Table 6, Sandler et al. Table 4) and resolutions (Howard et al. Table 7):
+# (model, overrides, params, multiply-adds, source)
+_VARIANTS = (
+    ("mobilenet_v1", {"alpha": 0.75}, 2.6e6, 325e6, "Howard et al. 2017, Table 6"),
+    ("mobilenet_v1", {"alpha": 0.5}, 1.3e6, 149e6, "Howard et al. 2017, Table 6"),
+    ("mobilenet_v1", {"alpha": 0.25}, 0.5e6, 41e6, "Howard et al. 2017, Table 6"),
+    ("mobilenet_v1", {"input_shape": (192, 192, 3)}, 4.2e6, 418e6, "Howard et al. 2017, Table 7"),
+    ("mobilenet_v1", {"input_shape": (160, 160, 3)}, 4.2e6, 290e6, "Howard et al. 2017, Table 7"),
+    ("mobilenet_v1", {"input_shape": (128, 128, 3)}, 4.2e6, 186e6, "Howard et al. 2017, Table 7"),
+    ("mobilenet_v2", {"alpha": 1.4}, 6.9e6, 585e6, "Sandler et al. 2018, Table 4"),
+)
+PUBLISHED_VARIANTS = tuple(dict(zip(("model", "overrides", "params", "macs", "source"), row)) for row in _VARIANTS)
 
 MIN_SIZE = 32
 

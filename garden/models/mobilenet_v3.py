@@ -59,10 +59,14 @@ STEM_FILTERS = 16
 
 PUBLISHED = {
     "mobilenet_v3_large": {"params": 5.4e6, "macs": 219e6, "source": "Howard et al. 2019, Table 3"},
-    "mobilenet_v3_large@alpha=0.75": {"params": 4.0e6, "macs": 155e6, "source": "Howard et al. 2019, Table 3"},
     "mobilenet_v3_small": {"params": 2.5e6, "macs": 56e6, "source": "Howard et al. 2019, Table 3"},
-    "mobilenet_v3_small@alpha=0.75": {"params": 2.0e6, "macs": 44e6, "source": "Howard et al. 2019, Table 3"},
 }
+# (model, overrides, params, multiply-adds, source)
+_VARIANTS = (
+    ("mobilenet_v3_large", {"alpha": 0.75}, 4.0e6, 155e6, "Howard et al. 2019, Table 3"),
+    ("mobilenet_v3_small", {"alpha": 0.75}, 2.0e6, 44e6, "Howard et al. 2019, Table 3"),
+)
+PUBLISHED_VARIANTS = tuple(dict(zip(("model", "overrides", "params", "macs", "source"), row)) for row in _VARIANTS)
 
 
 def build_mobilenet_v3(
@@ -139,7 +143,8 @@ def _pairs(blocks):
                 (f"{ours}_project_bn", f"{theirs}_project_bn"),
             ]
             block_id += 1
-    return [*pairs, ("final_conv", "conv_1"), ("final_bn", "conv_1_bn"), ("head_fc", "conv_2"), ("predictions", "logits")]
+    head = [("final_conv", "conv_1"), ("final_bn", "conv_1_bn"), ("head_fc", "conv_2"), ("predictions", "logits")]
+    return pairs + head
 
 
 def transfer_large(model, reference):
