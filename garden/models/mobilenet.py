@@ -95,7 +95,7 @@ def build_mobilenet_v1(
     features_only=False,
     name="mobilenet_v1",
 ):
-    """MobileNet (Howard et al., 2017): a stem and 13 depthwise-separable blocks, width ``alpha``."""
+    """MobileNet (Howard et al., 2017): a stem and 13 depthwise-separable blocks, width multiplier alpha."""
     inputs = model_input(input_shape, (224, 224, 3))
     _check(alpha, inputs)
     walk = OutputStride(output_stride)
@@ -180,7 +180,7 @@ def build_mobilenet_v2(
     features_only=False,
     name="mobilenet_v2",
 ):
-    """MobileNetV2 (Sandler et al., 2018): inverted residuals with linear bottlenecks, width ``alpha``."""
+    """MobileNetV2 (Sandler et al., 2018): inverted residuals with linear bottlenecks, width multiplier alpha."""
     inputs = model_input(input_shape, (224, 224, 3))
     _check(alpha, inputs)
     walk = OutputStride(output_stride)

@@ -84,7 +84,7 @@ def build_mobilenet_v3(
     features_only=False,
     name="mobilenet_v3",
 ):
-    """MobileNetV3 (Howard et al., 2019): the searched ``blocks`` table and the efficient last stage."""
+    """MobileNetV3 (Howard et al., 2019): searched inverted residuals with SE and hard-swish (``blocks`` table)."""
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha!r}")
     inputs = model_input(input_shape, (224, 224, 3))
