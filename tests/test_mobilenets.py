@@ -6,6 +6,7 @@ import pytest
 
 import garden
 from garden.errors import GardenError
+from garden.models._dilation import OutputStride
 from garden.models import inception_resnet_v2, mobilenet, mobilenet_v3, xception
 from garden.profiler import profile
 from garden.weights import from_keras_applications
@@ -217,6 +218,14 @@ def test_xception_output_stride(output_stride):
     shapes = feature_shapes(model)
     assert {key: shape[0] for key, shape in shapes.items()} == expected
     assert shapes[f"stride_{output_stride}"][-1] == 2048
+
+
+def test_output_stride_walk_turns_late_strides_into_dilation():
+    walk = OutputStride(8)
+    steps = [walk.step(s) for s in (2, 1, 2, 2, 1, 2, 1, 2, 1)]
+    # the layer whose stride is removed keeps the old rate; the layers after it dilate
+    assert steps == [(2, 1), (1, 1), (2, 1), (2, 1), (1, 1), (1, 1), (1, 2), (1, 2), (1, 4)]
+    assert (walk.stride, walk.rate) == (8, 4)
 
 
 def test_output_stride_is_checked():
