@@ -128,6 +128,7 @@ def _stop_on_sigterm():
 def main(argv=None):
     """Entry point of ``garden-edge``; returns the exit code."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; the app says what failed
     try:
         args = build_parser().parse_args(argv)
         _quiet_opencv()

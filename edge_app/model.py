@@ -5,7 +5,11 @@ the metadata sidecar beside it (docs/sidecar.md) adds labels, colours, input nor
 multiply-adds, and the app works without it.
 """
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,12 +89,34 @@ def _open_interpreter(path, threads):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=int(threads))
-        interpreter.allocate_tensors()
+        with _runtime_chatter_filtered():
+            interpreter = Interpreter(model_path=str(path), num_threads=int(threads))
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EdgeError(f"{path} could not be loaded by LiteRT (corrupt or truncated?): {reason}") from None
     return interpreter
+
+
+@contextlib.contextmanager
+def _runtime_chatter_filtered():
+    """Drop LiteRT's ``INFO: Created ... delegate`` line from stderr (C level); pass the rest on."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not line.startswith("INFO: Created TensorFlow Lite")))
 
 
 def read_sidecar(model_path):
@@ -119,16 +145,17 @@ def _single_input(interpreter, path):
 def _image_shape(inp, sidecar, path, interpreter):
     """(height, width, channels, layout) of a 1xHxWxC or 1xCxHxW input, resizing a dynamic one."""
     shape = [int(s) for s in inp.get("shape_signature", inp["shape"])]
+    shown = [int(s) for s in inp["shape"]]
     if len(shape) == 3:
         shape = [1] + shape
     if len(shape) != 4 or shape[0] not in (1, -1):
-        raise EdgeError(f"{path} input shape {list(inp['shape'])} is not one image (expected 1xHxWxC, C = 1 or 3)")
+        raise EdgeError(f"{path} input shape {shown} is not one image (expected 1xHxWxC, C = 1 or 3)")
     if shape[3] in (1, 3):
         layout, (h, w, c) = "NHWC", shape[1:]
     elif shape[1] in (1, 3):
         layout, (c, h, w) = "NCHW", shape[1:]
     else:
-        raise EdgeError(f"{path} input shape {list(inp['shape'])} has no 1- or 3-channel image axis")
+        raise EdgeError(f"{path} input shape {shown} has no 1- or 3-channel image axis")
     if h <= 0 or w <= 0:
         side = sidecar.get("input", {})
         h, w = int(side.get("height", 224)), int(side.get("width", 224))
