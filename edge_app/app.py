@@ -22,6 +22,7 @@ MODEL_STAGES = ("preprocess", "inference", "postprocess")
 HISTORY = 5000  # frames kept for the summary: bounded, so a long run does not grow
 WARMUP = 3  # frames run before a benchmark's clock starts
 TEXT_EVERY = 10  # frames between refreshes of the timing text drawn on the frame
+PLAYBACK_FPS = 25.0  # pace of images and folders shown in a window or served
 QUIT_KEYS = (27, ord("q"), ord("Q"))
 
 
@@ -229,6 +230,9 @@ def _loop(options, models, tables, source, writer, window, server, observer):
     text = frame_text(timings, models, 0, 0.0)
     started = last_text = time.perf_counter()
     stopped = "source ended"
+    # a file shown to a person plays at its own speed; cameras pace themselves, benchmarks don't wait
+    showing = (window or server) and not getattr(source, "live", False) and not options.benchmark
+    period = 1.0 / (getattr(source, "fps", 0) or PLAYBACK_FPS) if showing else 0.0
     try:
         while not limit or frames < limit:
             if frames == warm and warm:
@@ -255,6 +259,8 @@ def _loop(options, models, tables, source, writer, window, server, observer):
             timings.add("total", (time.perf_counter() - t0) * 1e3)
             if observer:
                 observer(frames, image)
+            if period:
+                time.sleep(max(0.0, period - (time.perf_counter() - t0)))
             if not keep_going:
                 stopped = "quit key"
                 break

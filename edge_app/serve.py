@@ -19,14 +19,15 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>garden-edge</title>
 <style>
 body {{ background: #111; color: #eee; font: 14px system-ui, sans-serif; margin: 12px; }}
-img {{ max-width: 100%; border: 1px solid #444; display: block; }}
+img {{ width: 720px; max-width: 100%; border: 1px solid #444; display: block; }}
+.row {{ display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }}
 table {{ border-collapse: collapse; margin-top: 8px; }}
 td, th {{ padding: 2px 10px; text-align: right; border-bottom: 1px solid #333; }}
 </style></head>
 <body>
 <h3>garden-edge: {title}</h3>
-<img id="live" src="/frame.jpg" alt="live overlay">
-<table id="stats"><tr><th>stage</th><th>ms (median)</th></tr></table>
+<div class="row"><img id="live" src="/frame.jpg" alt="live overlay">
+<table id="stats"><tr><th>stage</th><th>ms (median)</th></tr></table></div>
 <script>
 window.addEventListener("load", () => {{ document.getElementById("live").src = "/stream.mjpg"; }});
 async function refresh() {{
@@ -60,7 +61,7 @@ class FrameServer:
 
     def __init__(self, address, title="live"):
         self.condition = threading.Condition()
-        self.jpeg, self.stats, self.sequence, self.closed = None, {}, 0, False
+        self.jpeg, self.stats, self.sequence, self.closed = None, {"fps": 0.0, "frames": 0, "stages": {}}, 0, False
         self.page = PAGE.format(title=title).encode()
         try:
             self.httpd = ThreadingHTTPServer(address, _handler(self))
