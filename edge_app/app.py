@@ -1,5 +1,6 @@
 """The one loop: capture -> preprocess -> infer -> postprocess -> render -> output, timed per stage."""
 
+import itertools
 import os
 import resource
 import sys
@@ -59,7 +60,8 @@ class Timings:
         self.samples.setdefault(stage, deque(maxlen=self.keep)).append(ms)
 
     def percentile(self, q, last=None):
-        return {k: float(np.percentile(list(v)[-last:] if last else v, q)) for k, v in self.samples.items() if v}
+        pick = (lambda v: list(itertools.islice(reversed(v), last))) if last else (lambda v: v)
+        return {k: float(np.percentile(pick(v), q)) for k, v in self.samples.items() if v}
 
 
 def has_gui():
@@ -176,14 +178,14 @@ def render_frame(frame, models, results, tables, options, text):
     return image
 
 
-def frame_text(timings, models, frames, fps):
+def frame_text(timings, models, fps):
     """Timing text for the frame and panel captions, from the recent medians."""
     recent = timings.percentile(50, last=30)
     stages = {s: recent.get(s, 0.0) for s in STAGES}
     titles = [draw.model_title(models[0].info, stages["inference"])]
     if len(models) > 1:
         titles.append(draw.model_title(models[1].info, recent.get("compare_inference", 0.0)))
-    return {"lines": draw.stats_lines(fps, stages), "titles": titles, "frame": frames}
+    return {"lines": draw.stats_lines(fps, stages), "titles": titles}
 
 
 # ---------------------------------------------------------------- the loop
@@ -197,11 +199,10 @@ def run(options, observer=None, out=sys.stdout):
     models = [load_model(options.model, options.threads)]
     if options.compare:
         models.append(load_model(options.compare, options.threads))
-    tables = [draw.colour_table(m.info) for m in models]
     loop = options.loop or bool(options.benchmark)
     source = open_source(options.source, options.size, loop, options.retries, options.retry_delay)
     writer = window = server = None
-    stopped = "source ended"
+    finished = False
     try:
         if options.output:
             writer = VideoOutput(options.output, getattr(source, "fps", 0))
@@ -212,49 +213,58 @@ def run(options, observer=None, out=sys.stdout):
             print(f"garden-edge: serving on {server.url}", file=out, flush=True)
         if not (options.headless or options.benchmark or options.serve):
             window = Window()
-        stopped, timings, frames, elapsed = _loop(options, models, tables, source, writer, window, server, observer)
+        stopped, timings, frames, elapsed = _loop(options, models, source, (writer, window, server), observer)
+        finished = frames > 0
     finally:
         source.close()
         if window:
             window.close()
         if server:
             server.close()
-    if writer:
-        writer.close(keep=frames > 0)
+        if writer:
+            writer.close(keep=finished)
     return summary(timings, frames, elapsed, models, options, stopped)
 
 
-def _loop(options, models, tables, source, writer, window, server, observer):
-    timings, frames, warm = Timings(max(HISTORY, options.benchmark)), 0, WARMUP if options.benchmark else 0
+def process_frame(frame, models, tables, options, timings, text):
+    """preprocess -> infer -> postprocess for each model, then render: one annotated image."""
+    results = [run_model(models[0], frame, timings, top_k=options.top_k)]
+    if len(models) > 1:
+        results.append(run_model(models[1], frame, timings, "compare_", options.top_k))
+    start = time.perf_counter()
+    image = render_frame(frame, models, results, tables, options, text)
+    timings.add("render", (time.perf_counter() - start) * 1e3)
+    return image, results
+
+
+def _loop(options, models, source, outputs, observer):
+    """capture -> process -> emit until done; returns (why it stopped, timings, frames, seconds)."""
+    tables = [draw.colour_table(m.info) for m in models]
+    warm = WARMUP if options.benchmark else 0
     limit = options.benchmark + warm if options.benchmark else options.max_frames
-    text = frame_text(timings, models, 0, 0.0)
+    timings, frames, stopped = Timings(max(HISTORY, options.benchmark)), 0, "source ended"
+    text = frame_text(timings, models, 0.0)
     started = last_text = time.perf_counter()
-    stopped = "source ended"
     # a file shown to a person plays at its own speed; cameras pace themselves, benchmarks don't wait
-    showing = (window or server) and not getattr(source, "live", False) and not options.benchmark
+    showing = (outputs[1] or outputs[2]) and not getattr(source, "live", False) and not options.benchmark
     period = 1.0 / (getattr(source, "fps", 0) or PLAYBACK_FPS) if showing else 0.0
     try:
         while not limit or frames < limit:
-            if frames == warm and warm:
+            if warm and frames == warm:
                 timings, started = Timings(max(HISTORY, options.benchmark)), time.perf_counter()
             t0 = time.perf_counter()
             frame = source.read()
             if frame is None:
                 break
             timings.add("capture", (time.perf_counter() - t0) * 1e3)
-            results = [run_model(models[0], frame, timings, top_k=options.top_k)]
-            if len(models) > 1:
-                results.append(run_model(models[1], frame, timings, "compare_", options.top_k))
-            t4 = time.perf_counter()
-            image = render_frame(frame, models, results, tables, options, text)
-            t5 = time.perf_counter()
-            timings.add("render", (t5 - t4) * 1e3)
+            image, results = process_frame(frame, models, tables, options, timings, text)
             frames += 1
             if frames % TEXT_EVERY == 0:
                 now = time.perf_counter()
-                text = frame_text(timings, models, frames, TEXT_EVERY / max(now - last_text, 1e-9))
+                text = frame_text(timings, models, TEXT_EVERY / max(now - last_text, 1e-9))
                 last_text = now
-            keep_going = _emit(image, writer, window, server, timings, frames, started, results, models)
+            t5 = time.perf_counter()
+            keep_going = _emit(image, outputs, timings, frames, started, results[0], models[0].info)
             timings.add("output", (time.perf_counter() - t5) * 1e3)
             timings.add("total", (time.perf_counter() - t0) * 1e3)
             if observer:
@@ -270,16 +280,21 @@ def _loop(options, models, tables, source, writer, window, server, observer):
         stopped = "interrupted"
     except SourceLost as error:
         stopped = f"lost: {error}"
-    return stopped, timings, frames - warm if options.benchmark else frames, time.perf_counter() - started
+    return stopped, timings, max(frames - warm, 0), time.perf_counter() - started
 
 
-def _emit(image, writer, window, server, timings, frames, started, results, models):
+def _emit(image, outputs, timings, frames, started, result, info):
+    """Write, serve and show one annotated image; False when the window's quit key was pressed."""
+    writer, window, server = outputs
     if writer:
         writer.write(image)
     if server:
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        stats = {"fps": frames / elapsed, "frames": frames, "stages": timings.percentile(50, last=100)}
-        stats["result"] = describe(results[0], models[0].info)
+        if frames <= TEXT_EVERY or frames % TEXT_EVERY == 0:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            stats = {"fps": frames / elapsed, "frames": frames, "stages": timings.percentile(50, last=100),
+                     "result": describe(result, info)}
+        else:
+            stats = server.stats
         server.publish(image, stats)
     if window:
         return window.show(image)

@@ -182,7 +182,13 @@ class FolderSource:
                 raise EdgeError(f"cannot read image {path}: not an image OpenCV can decode (or corrupt)")
             print(f"garden-edge: skipping {path}: not a readable image", file=sys.stderr)
             return None
-        frame = to_bgr(image, self.size)
+        try:
+            frame = to_bgr(image, self.size)
+        except EdgeError as error:
+            if len(self.files) == 1:
+                raise EdgeError(f"cannot use image {path}: {error}") from None
+            print(f"garden-edge: skipping {path}: {error}", file=sys.stderr)
+            return None
         if self.loop and len(self.files) == 1:
             self.cache[path] = frame
         return frame

@@ -88,11 +88,12 @@ def _sidecar(task, kind, quantization, size, macs):
 
 @cache
 def build_models(folder):
-    """Convert the test models into ``folder`` once per session; returns {name: path}."""
+    """Convert the test models into ``folder`` once per session (all test files share it); returns {name: path}."""
     import keras
     import tensorflow as tf
 
     folder = Path(folder)
+    folder.mkdir(exist_ok=True)
     kernel, bias = _prototype_weights()
     samples = [cv2.resize(draw_frame(i)[0][..., ::-1], (SIZE, SIZE)).astype(np.float32) / 255 for i in range(16)]
 
@@ -124,7 +125,7 @@ def build_models(folder):
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.mktemp("edge_models")))
+    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
 
 
 @pytest.fixture(scope="session")
@@ -334,3 +335,17 @@ def test_python_m_and_console_script_are_the_same_program():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["garden-edge"] == "edge_app.__main__:main"
     assert callable(main)
+
+
+def test_window_mode_quits_on_q_and_esc(models, video, monkeypatch):
+    """The window path with a fake GUI: the frames go to cv2.imshow, and q (or ESC) ends the run."""
+    from edge_app import app
+
+    for key in (ord("q"), 27):
+        shown, keys = [], iter([-1, -1, key])
+        monkeypatch.setattr(app, "has_gui", lambda: True)
+        monkeypatch.setattr(app.cv2, "imshow", lambda name, image: shown.append(image.shape))
+        monkeypatch.setattr(app.cv2, "waitKey", lambda delay: next(keys))
+        monkeypatch.setattr(app.cv2, "destroyAllWindows", lambda: None)
+        result = app.run(app.Options(model=models["float"], source=str(video)))
+        assert result["stopped"] == "quit key" and result["frames"] == 3 and len(shown) == 3

@@ -10,7 +10,7 @@ from test_edge_app import FRAME_H, FRAME_W, build_models, draw_frame, garden_edg
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.mktemp("edge_models")))
+    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +158,6 @@ def test_camera_that_disconnects_mid_stream(models, tmp_path, monkeypatch, capsy
 
     FakeCamera.opened = []
     monkeypatch.setattr(sources, "open_capture", FakeCamera(5, after))
-    monkeypatch.setattr("edge_app.app.Options.retry_delay", 0.01)
     out = tmp_path / "camera.mp4"
     args = ["--model", models["int8"], "--source", "0", "--headless", "--output", str(out), "--retries", "2", "--json"]
     if after:

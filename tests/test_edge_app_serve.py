@@ -21,7 +21,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.mktemp("edge_models")))
+    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
 
 
 @pytest.fixture(scope="module")
