@@ -65,43 +65,80 @@ def export(
     _check_choice("quant", quant, QUANTS)
     _check_choice("output", output, OUTPUT_KINDS)
     _check_choice("io_dtype", io_dtype, ("uint8", "int8"))
-    out = Path(out)
-    if not out.is_dir():
-        raise GardenError(f"output folder {out} does not exist")
+    job = prepare(model, input_size=input_size, calib=calib, check_data=check_data, calib_count=calib_count,
+                  check_count=check_count)
+
+    def write(temporary):
+        if format == "tflite":
+            convert_tflite(job.model, job.input_shape, quant, job.calib_inputs, temporary, output, io_dtype)
+        else:
+            convert_onnx(job.model, job.input_shape, quant, job.calib_inputs, temporary, output)
+
+    path = Path(out) / f"{name or f'{job.name}_{quant}'}.{format}"
+    return write_checked(job, write, path, quant=quant, output=output, max_drop=max_drop, repeats=repeats)
+
+
+@dataclass
+class Job:
+    """A model ready to export, with its calibration and check data at its input size."""
+
+    model: object
+    name: str
+    task: str
+    input_shape: tuple
+    calib_inputs: np.ndarray
+    calib_targets: np.ndarray
+    check_inputs: np.ndarray
+    check_targets: np.ndarray
+    check_examples: object
+
+
+def prepare(model, *, input_size=None, calib="digits", check_data=None, calib_count=64, check_count=64):
     calib_examples = _examples(calib, None)
     keras_model, model_name, task = resolve_model(model, input_size, calib_examples)
+    if calib_examples.task != task:
+        raise GardenError(f"{model_name} is a {task} model but data source {calib!r} holds {calib_examples.task}")
     check_examples = calib_examples if check_data is None else _examples(check_data, task)
     input_shape = tuple(int(v) for v in keras_model.input_shape[1:])
-    calib_inputs, _ = calibrate.prepare(calibrate.take(calib_examples, calib_count), input_shape)
+    calib_inputs, calib_targets = calibrate.prepare(calibrate.take(calib_examples, calib_count), input_shape)
     check_inputs, check_targets = calibrate.prepare(calibrate.take(check_examples, check_count, seed=1), input_shape)
-    stem = name or f"{model_name}_{quant}"
-    path = out / f"{stem}.{format}"
-    check_writable(path)
+    return Job(keras_model, model_name, task, input_shape, calib_inputs, calib_targets, check_inputs, check_targets,
+               check_examples)
 
+
+def write_checked(job, write, path, *, quant, output="logits", max_drop=None, repeats=30, quantization=None,
+                  extra=None):
+    """``write(temporary)`` the file, check it against ``job.model``, report it; then put it at ``path``.
+
+    On any failure, a quality drop beyond ``max_drop`` included, nothing is left at ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise GardenError(f"output folder {path.parent} does not exist")
+    check_writable(path)
+    fmt = path.suffix[1:]
     with atomic_path(path) as temporary:
-        if format == "tflite":
-            convert_tflite(keras_model, input_shape, quant, calib_inputs, temporary, output, io_dtype)
-        else:
-            convert_onnx(keras_model, input_shape, quant, calib_inputs, temporary, output)
-        reference = keras_model.predict(check_inputs, batch_size=16, verbose=0)
+        write(temporary)
+        reference = job.model.predict(job.check_inputs, batch_size=16, verbose=0)
         runner = check.open_runner(temporary)
-        artifact = runner.run(check_inputs)
-        num_classes = int(keras_model.output_shape[-1])
-        quality = check.compare(reference, artifact, check_targets, task=task, output_kind=output,
+        artifact = runner.run(job.check_inputs)
+        num_classes = int(job.model.output_shape[-1])
+        quality = check.compare(reference, artifact, job.check_targets, task=job.task, output_kind=output,
                                 num_classes=num_classes)
         if max_drop is not None and quality["drop"] > max_drop:
             raise GardenError(
                 f"{path.name}: {quality['metric']} fell {quality['drop']:.2f} points "
                 f"({quality['float']:.2f} -> {quality['artifact']:.2f}), more than --max-drop {max_drop}; file removed"
             )
-        result = report.build_report(temporary, model_name=model_name, fmt=format, quant=quant,
-                                     input_shape=input_shape, check_result=quality, repeats=repeats)
+        result = report.build_report(temporary, model_name=job.name, fmt=fmt, quant=quantization or quant,
+                                     input_shape=job.input_shape, check_result=quality, repeats=repeats)
         result["file"] = path.name
-        meta = _sidecar(keras_model, model_name, task, input_shape, runner.input_dtype, output, quant,
-                        check_examples)
+        result.update(extra or {})
+        meta = _sidecar(job.model, job.name, job.task, job.input_shape, runner.input_dtype, output,
+                        quantization or quant, job.check_examples)
         write_text(sidecar.sidecar_path(path), sidecar.dumps(meta))
-    report_json = out / f"{stem}.report.json"
-    report_md = out / f"{stem}.report.md"
+    stem = path.with_suffix("")
+    report_json, report_md = Path(f"{stem}.report.json"), Path(f"{stem}.report.md")
     write_text(report_json, report.dumps(result))
     write_text(report_md, report.to_markdown([result]) + "\n\n" + report.ops_markdown(result) + "\n")
     return ExportResult(path, sidecar.sidecar_path(path), result, [report_json, report_md])
