@@ -349,3 +349,58 @@ def test_window_mode_quits_on_q_and_esc(models, video, monkeypatch):
         monkeypatch.setattr(app.cv2, "destroyAllWindows", lambda: None)
         result = app.run(app.Options(model=models["float"], source=str(video)))
         assert result["stopped"] == "quit key" and result["frames"] == 3 and len(shown) == 3
+
+
+@pytest.mark.slow
+def test_deploy_exported_model_on_embedded_segmentation_video(tmp_path):
+    """A model exported by the deploy pipeline (its file and sidecar), run on the embedded data as a video.
+
+    The expected overlay comes from running the same file with TensorFlow's own interpreter on
+    the decoded frames, and colouring its argmax with the sidecar's colours.
+    """
+    import keras
+    import tensorflow as tf
+
+    import deploy
+    from garden.data.embedded import embedded_segmentation
+
+    data = embedded_segmentation(num_images=10, size=96, seed=3)
+    frames = [cv2.resize(data[i][0][..., ::-1], (256, 256), interpolation=cv2.INTER_CUBIC) for i in range(len(data))]
+    video = tmp_path / "embedded.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (256, 256))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+    inputs = keras.Input((48, 48, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(11, 1)(x)
+    model = keras.Model(inputs, keras.layers.UpSampling2D(2, interpolation="bilinear")(x), name="tiny_segmenter")
+    result = deploy.export(model, quant="int8-io", calib=data, check_data=data, calib_count=8, check_count=4,
+                           repeats=1, out=tmp_path, name="tiny_int8")
+    sidecar = json.loads(result.sidecar_path.read_text())
+
+    out = tmp_path / "annotated.mp4"
+    done = garden_edge("--model", result.path, "--source", video, "--headless", "--output", out, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["frames"] == 10 and summary["model"]["name"] == sidecar["model"]
+    assert summary["model"]["input_dtype"] == "uint8" and summary["model"]["macs"] == sidecar["macs"]
+
+    interpreter = tf.lite.Interpreter(model_path=str(result.path))
+    interpreter.allocate_tensors()
+    inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    colours = np.asarray(sidecar["colors"], np.float32)[:, ::-1]
+    shown, decoded = read_video(out), read_video(video)
+    agreements = []
+    for i in (1, 5, 9):
+        rgb = cv2.resize(decoded[i], (48, 48), interpolation=cv2.INTER_LINEAR)[..., ::-1] / 255.0
+        interpreter.set_tensor(inp["index"], np.clip(np.round(rgb / scale + zero), 0, 255).astype(np.uint8)[None])
+        interpreter.invoke()
+        mask = np.argmax(interpreter.get_tensor(outp["index"])[0], axis=-1)
+        mask = cv2.resize(mask.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
+        expected = 0.5 * decoded[i] + 0.5 * colours[mask]
+        close = np.abs(shown[i].astype(np.float32) - expected).max(axis=2) < 40
+        agreements.append(close[110:].mean())  # below the timing text and the legend
+    assert min(agreements) > 0.8, agreements
