@@ -1,12 +1,14 @@
 """How fast is garden-edge on this CPU? Per-stage median/p90 for fp32 vs int8, 1 and 2 threads.
 
-    python bench/edge_fps.py                          # stand-in DeepLabv3+ (MobileNetV2) at 257x257
-    python bench/edge_fps.py --int8 m_int8.tflite --fp32 m.tflite   # files from the deploy pipeline
+    python bench/edge_fps.py                 # garden's deeplabv3plus exported by deploy (int8-io, fp32)
+    python bench/edge_fps.py --int8 m_int8.tflite --fp32 m.tflite   # your own files
+    python bench/edge_fps.py --standin       # a Keras stand-in of the same shapes (no garden/deploy)
 
 Goal (issue 8): the int8 DeepLabv3+ (MobileNetV2, separable head) at 257x257 with one thread runs at
 >= 50 FPS end to end, and everything except inference takes < 25% of the frame time.
 
-Without files, the script builds a stand-in of the same shapes: keras.applications MobileNetV2
+By default the script exports garden's ``deeplabv3plus`` at 257x257 with the deploy pipeline
+(``int8-io``: uint8 in and out, and ``fp32``). ``--standin`` builds a Keras model of the same shapes instead: keras.applications MobileNetV2
 (random weights, stride-16 features), a separable ASPP, the DeepLabv3+ decoder with stride-4 skip,
 11 classes, bilinear back to 257x257; converted to fp32 and full-int8 (int8 in/out) TFLite. The
 app itself (``python -m edge_app --benchmark N --json``) is what is timed, in a subprocess, on a
@@ -55,6 +57,16 @@ def stand_in_deeplab():
     x = layers.Conv2D(CLASSES, 1)(x)
     logits = layers.Resizing(SIDE, SIDE, interpolation="bilinear")(x)
     return keras.Model(backbone.input, logits, name="deeplabv3plus_mobilenet_v2_standin")
+
+
+def export_deeplab(work, quant):
+    """The real thing: garden's deeplabv3plus (MobileNetV2, separable ASPP and decoder) at 257x257,
+    exported by the deploy pipeline (untrained weights: the timing does not depend on them)."""
+    import deploy
+
+    result = deploy.export("deeplabv3plus", quant=quant, input_size=SIDE, calib="embedded", calib_count=16,
+                           check_count=4, repeats=3, out=work, name=f"deeplabv3plus_{quant}")
+    return str(result.path)
 
 
 def convert(model, path, int8):
@@ -123,10 +135,16 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeat", type=int, default=3, help="runs per setting; the fastest is kept (shared CPUs are noisy)")
     parser.add_argument("--workdir", help="keep the generated models and video here")
+    parser.add_argument("--standin", action="store_true", help="time the Keras stand-in, not garden's deeplabv3plus")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="edge_fps_"))
     work.mkdir(parents=True, exist_ok=True)
     models = {"int8": args.int8, "fp32": args.fp32}
+    if not all(models.values()) and not args.standin:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        for kind, quant in (("int8", "int8-io"), ("fp32", "fp32")):
+            path = work / f"deeplabv3plus_{quant}.tflite"
+            models[kind] = models[kind] or (str(path) if path.exists() else export_deeplab(work, quant))
     if not all(models.values()):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         model = stand_in_deeplab()

@@ -146,8 +146,6 @@ def _image_shape(inp, sidecar, path, interpreter):
     """(height, width, channels, layout) of a 1xHxWxC or 1xCxHxW input, resizing a dynamic one."""
     shape = [int(s) for s in inp.get("shape_signature", inp["shape"])]
     shown = [int(s) for s in inp["shape"]]
-    if len(shape) == 3:
-        shape = [1] + shape
     if len(shape) != 4 or shape[0] not in (1, -1):
         raise EdgeError(f"{path} input shape {shown} is not one image (expected 1xHxWxC, C = 1 or 3)")
     if shape[3] in (1, 3):

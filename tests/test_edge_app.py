@@ -404,3 +404,17 @@ def test_deploy_exported_model_on_embedded_segmentation_video(tmp_path):
         close = np.abs(shown[i].astype(np.float32) - expected).max(axis=2) < 40
         agreements.append(close[110:].mean())  # below the timing text and the legend
     assert min(agreements) > 0.8, agreements
+
+
+def test_default_palette_is_the_one_deploy_writes_and_lut_matches_formula():
+    from deploy.sidecar import palette
+    from edge_app.model import ModelInfo, default_color, input_lut
+
+    assert [list(default_color(i)) for i in range(40)] == palette(40)
+    info = ModelInfo(path="m", name="m", height=4, width=4, channels=3, layout="NHWC", input_dtype="int8",
+                     input_quant=(0.02, -3), task="segmentation", output_kind="logits", num_classes=2,
+                     output_quant=(0.1, 0), class_names=("a", "b"), colors=((0, 0, 0), (1, 1, 1)),
+                     mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
+    pixels = np.arange(256)[:, None]
+    expected = np.clip(np.round(((pixels / 255 - [0.5, 0.4, 0.3]) / [0.2, 0.25, 0.5]) / 0.02 - 3), -128, 127)
+    np.testing.assert_array_equal(input_lut(info)[0], expected.astype(np.int8))
