@@ -2,7 +2,6 @@
 
 import itertools
 import os
-import resource
 import sys
 import time
 from collections import deque
@@ -79,6 +78,8 @@ def rss_mb():
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
+        import resource
+
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -275,7 +276,7 @@ def _loop(options, models, source, outputs, observer):
                 stopped = "quit key"
                 break
         else:
-            stopped = f"{limit} frames"
+            stopped = f"{limit - warm} frames"
     except KeyboardInterrupt:
         stopped = "interrupted"
     except SourceLost as error:
@@ -363,5 +364,5 @@ def format_summary(result):
         lines.append(f"{'model':<34} {'inference ms':>12} {'GMACs':>8}")
         for facts, ms in ((a, result["inference"]), (b, c["inference"])):
             macs = f"{facts['macs'] / 1e9:.3f}" if facts["macs"] else "n/a"
-            lines.append(f"{facts['name'][:34]:<34} {ms:>12.2f} {macs:>8}")
+            lines.append(f"{Path(facts['path']).stem[:34]:<34} {ms:>12.2f} {macs:>8}")
     return "\n".join(lines)

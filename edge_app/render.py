@@ -4,6 +4,8 @@ Pure functions from (frame, result, model info) to a new BGR image; nothing here
 window, a file or the clock.
 """
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -99,9 +101,9 @@ def stats_lines(fps, stages_ms, title=None):
 
 
 def model_title(info, inference_ms):
-    """One panel's caption for --compare: name, latency, multiply-adds."""
+    """One panel's caption for --compare: file name, latency, multiply-adds."""
     macs = f", {info.macs / 1e9:.2f} GMACs" if info.macs else ""
-    return f"{info.name} [{info.quantization}]: {inference_ms:.1f} ms{macs}"
+    return f"{Path(info.path).stem}: {inference_ms:.1f} ms{macs}"
 
 
 def side_by_side(panels):
