@@ -34,7 +34,7 @@ from keras import layers
 from garden.errors import GardenError
 from garden.layers import conv_norm_act, squeeze_excite
 from garden.models._common import classification_model, model_input
-from garden.models._transfer import transfer_by_name
+from garden.models._transfer_by_name import transfer_by_name
 from garden.registry import register_model
 from garden.weights import register_transfer
 

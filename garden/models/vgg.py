@@ -20,7 +20,7 @@ from keras import layers
 
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.models._transfer import transfer_by_name
+from garden.models._transfer_by_name import transfer_by_name
 from garden.registry import register_model
 from garden.weights import register_transfer
 
@@ -28,7 +28,7 @@ FILTERS = (64, 128, 256, 512, 512)
 # convolutions per stage, Table 1 of the paper
 CONFIGURATIONS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 
-_TV = "params Simonyan & Zisserman 2015, Table 2 (exact: torchvision); MACs torchvision"
+_TV = "Simonyan & Zisserman 2015, Table 2; exact params and MACs torchvision"
 PUBLISHED = {
     "vgg11": {"params": 132_863_336, "macs": 7.61e9, "source": _TV},
     "vgg13": {"params": 133_047_848, "macs": 11.31e9, "source": _TV},
