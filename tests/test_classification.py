@@ -232,14 +232,34 @@ def test_dilated_resnet_keeps_the_parameters():
     assert plain.count_params() == dilated.count_params()
 
 
-def test_googlenet_auxiliary_classifiers():
+@pytest.mark.slow
+def test_googlenet_auxiliary_classifiers(tmp_path):
     shape = (96, 96, 3)
     model = garden.create_model("googlenet", aux_logits=True, num_classes=7, input_shape=shape)
-    outputs = model(_pixels(shape), training=False)
+    outputs = assert_roundtrip(model, tmp_path, _pixels(shape))(_pixels(shape), training=False)
     assert [tuple(o.shape) for o in outputs] == [(2, 7)] * 3
     assert {"aux1_predictions", "aux2_predictions"} <= {layer.name for layer in model.layers}
     with pytest.raises(GardenError, match="80x80"):
         garden.create_model("googlenet", aux_logits=True, input_shape=(32, 32, 3))
+
+
+# Szegedy et al. 2015, Table 1, "ops" column (multiply-adds, millions). Two rows disagree with the
+# table's own filter counts: conv1 (34 M listed, 118 M computed) and inception 5a (54 M listed; its
+# filters give 51 M, and the released model has them), so they are left out here.
+GOOGLENET_TABLE_1 = {
+    "conv2": 360, "inception3a": 128, "inception3b": 304, "inception4a": 73, "inception4b": 88,
+    "inception4c": 100, "inception4d": 119, "inception4e": 170, "inception5b": 71,
+}
+
+
+def test_googlenet_rows_match_table_1():
+    """The paper's rows agree to 1%; conv1 is 112*112*64*7*7*3, the published figure's errata."""
+    rows = garden.profile("googlenet").layers
+    for block, published in GOOGLENET_TABLE_1.items():
+        measured = sum(row.macs for row in rows if row.name.split("_")[0] == block)
+        assert measured / 1e6 == pytest.approx(published, rel=0.01), block
+    conv1 = sum(row.macs for row in rows if row.name.split("_")[0] == "conv1")
+    assert conv1 == 112 * 112 * 64 * 7 * 7 * 3 == 34_000_000 + PUBLISHED["googlenet"]["macs_errata"]
 
 
 def test_resnext_and_se_blocks_are_what_they_say():
