@@ -24,10 +24,11 @@ from garden.weights import register_transfer
 
 NORM = {"epsilon": 1.001e-5}
 
+_TV = "torchvision (Huang et al. 2017, Table 1 layout)"
 PUBLISHED = {
-    "densenet121": {"params": 7_978_856, "macs": 2.83e9, "source": "torchvision (Huang et al. 2017, Table 1 layout)"},
-    "densenet169": {"params": 14_149_480, "macs": 3.36e9, "source": "torchvision (Huang et al. 2017, Table 1 layout)"},
-    "densenet201": {"params": 20_013_928, "macs": 4.29e9, "source": "torchvision (Huang et al. 2017, Table 1 layout)"},
+    "densenet121": {"params": 7_978_856, "macs": 2.83e9, "source": _TV},
+    "densenet169": {"params": 14_149_480, "macs": 3.36e9, "source": _TV},
+    "densenet201": {"params": 20_013_928, "macs": 4.29e9, "source": _TV},
 }
 
 

@@ -44,18 +44,21 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 # keras.applications' epsilon (converted from the original Caffe models).
 NORM = {"epsilon": 1.001e-5}
 
+_HE = "He et al. 2016, Table 1; params torchvision"
+_HU = "Hu et al. 2018, Table 2; params torchvision"
+_SE = "Hu et al. 2018, Table 2; params of the released model"
 PUBLISHED = {
-    "resnet18": {"params": 11_689_512, "macs": 1.8e9, "source": "He et al. 2016, Table 1; params torchvision"},
-    "resnet34": {"params": 21_797_672, "macs": 3.6e9, "source": "He et al. 2016, Table 1; params torchvision"},
-    "resnet50": {"params": 25_557_032, "macs": 3.86e9, "source": "Hu et al. 2018, Table 2; params torchvision"},
-    "resnet101": {"params": 44_549_160, "macs": 7.58e9, "source": "Hu et al. 2018, Table 2; params torchvision"},
-    "resnet152": {"params": 60_192_808, "macs": 11.30e9, "source": "Hu et al. 2018, Table 2; params torchvision"},
-    "resnext50_32x4d": {"params": 25_028_904, "macs": 4.23e9, "source": "torchvision (Xie et al. 2017, Table 1: 4.2 G)"},
+    "resnet18": {"params": 11_689_512, "macs": 1.8e9, "source": _HE},
+    "resnet34": {"params": 21_797_672, "macs": 3.6e9, "source": _HE},
+    "resnet50": {"params": 25_557_032, "macs": 3.86e9, "source": _HU},
+    "resnet101": {"params": 44_549_160, "macs": 7.58e9, "source": _HU},
+    "resnet152": {"params": 60_192_808, "macs": 11.30e9, "source": _HU},
+    "resnext50_32x4d": {"params": 25_028_904, "macs": 4.23e9, "source": "torchvision (Xie et al. 2017: 4.2 G)"},
     "resnext101_32x8d": {"params": 88_791_336, "macs": 16.41e9, "source": "torchvision"},
-    "se_resnet50": {"params": 28_088_024, "macs": 3.87e9, "source": "Hu et al. 2018, Table 2; params released model"},
-    "se_resnet101": {"params": 49_326_872, "macs": 7.60e9, "source": "Hu et al. 2018, Table 2; params released model"},
-    "se_resnet152": {"params": 66_821_848, "macs": 11.32e9, "source": "Hu et al. 2018, Table 2; params released model"},
-    "se_resnext50_32x4d": {"params": 27_559_896, "macs": 4.25e9, "source": "Hu et al. 2018, Table 2; params released model"},
+    "se_resnet50": {"params": 28_088_024, "macs": 3.87e9, "source": _SE},
+    "se_resnet101": {"params": 49_326_872, "macs": 7.60e9, "source": _SE},
+    "se_resnet152": {"params": 66_821_848, "macs": 11.32e9, "source": _SE},
+    "se_resnext50_32x4d": {"params": 27_559_896, "macs": 4.25e9, "source": _SE},
 }
 
 
@@ -112,12 +115,15 @@ def build_resnet(
 def basic_block(x, width, stride, dilation, name, se_ratio=None):
     """Two 3x3 convolutions and the shortcut (He et al., 2016, Figure 5 left)."""
     shortcut = _shortcut(x, width, stride, name)
-    y = conv_norm_act(x, width, 3, stride, _padding(stride, dilation), dilation, name=f"{name}_1", norm_kwargs=NORM)
+    padding = _padding(stride, dilation)
+    y = conv_norm_act(x, width, 3, stride, padding, dilation, name=f"{name}_1", norm_kwargs=NORM)
     y = conv_norm_act(y, width, 3, 1, "same", dilation, act=None, name=f"{name}_2", norm_kwargs=NORM)
     return _merge(shortcut, y, se_ratio, name)
 
 
-def bottleneck_block(x, width, stride, dilation, name, groups=1, width_per_group=64, se_ratio=None, stride_in="1x1"):
+def bottleneck_block(
+    x, width, stride, dilation, name, groups=1, width_per_group=64, se_ratio=None, stride_in="1x1"
+):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand to ``4 * width`` (He et al., 2016, Figure 5 right).
 
     The inner width is ``width * width_per_group / 64 * groups`` (Xie et al., 2017, Table 1).
@@ -126,9 +132,8 @@ def bottleneck_block(x, width, stride, dilation, name, groups=1, width_per_group
     shortcut = _shortcut(x, width * EXPANSION["bottleneck"], stride, name)
     stride_1x1, stride_3x3 = (stride, 1) if stride_in == "1x1" else (1, stride)
     y = conv_norm_act(x, inner, 1, stride_1x1, "valid", name=f"{name}_1", norm_kwargs=NORM)
-    y = conv_norm_act(
-        y, inner, 3, stride_3x3, _padding(stride_3x3, dilation), dilation, groups, name=f"{name}_2", norm_kwargs=NORM
-    )
+    padding = _padding(stride_3x3, dilation)
+    y = conv_norm_act(y, inner, 3, stride_3x3, padding, dilation, groups, name=f"{name}_2", norm_kwargs=NORM)
     y = conv_norm_act(y, width * EXPANSION["bottleneck"], 1, act=None, name=f"{name}_3", norm_kwargs=NORM)
     return _merge(shortcut, y, se_ratio, name)
 
@@ -155,22 +160,24 @@ def _padding(stride, dilation):
 # ---------------------------------------------------------------- the variants, as data
 
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+RESNEXT_32X4D = {"groups": 32, "width_per_group": 4, "stride_in": "3x3"}
+SE = {"se_ratio": 1 / 16}
 
-for _depth in (18, 34):
-    register_model(f"resnet{_depth}", build_resnet, "classification", block="basic", depths=DEPTHS[_depth])
-for _depth in (50, 101, 152):
-    register_model(f"resnet{_depth}", build_resnet, "classification", depths=DEPTHS[_depth])
-    register_model(f"se_resnet{_depth}", build_resnet, "classification", depths=DEPTHS[_depth], se_ratio=1 / 16)
-register_model(
-    "resnext50_32x4d", build_resnet, "classification", depths=DEPTHS[50], groups=32, width_per_group=4, stride_in="3x3"
-)
-register_model(
-    "resnext101_32x8d", build_resnet, "classification", depths=DEPTHS[101], groups=32, width_per_group=8, stride_in="3x3"
-)
-register_model(
-    "se_resnext50_32x4d", build_resnet, "classification",
-    depths=DEPTHS[50], groups=32, width_per_group=4, stride_in="3x3", se_ratio=1 / 16,
-)
+VARIANTS = {
+    "resnet18": {"block": "basic", "depths": DEPTHS[18]},
+    "resnet34": {"block": "basic", "depths": DEPTHS[34]},
+    "resnet50": {"depths": DEPTHS[50]},
+    "resnet101": {"depths": DEPTHS[101]},
+    "resnet152": {"depths": DEPTHS[152]},
+    "resnext50_32x4d": {"depths": DEPTHS[50], **RESNEXT_32X4D},
+    "resnext101_32x8d": {"depths": DEPTHS[101], **RESNEXT_32X4D, "width_per_group": 8},
+    "se_resnet50": {"depths": DEPTHS[50], **SE},
+    "se_resnet101": {"depths": DEPTHS[101], **SE},
+    "se_resnet152": {"depths": DEPTHS[152], **SE},
+    "se_resnext50_32x4d": {"depths": DEPTHS[50], **RESNEXT_32X4D, **SE},
+}
 
+for _name, _architecture in VARIANTS.items():
+    register_model(_name, build_resnet, "classification", **_architecture)
 for _depth in (50, 101, 152):
     register_transfer(f"resnet{_depth}", f"ResNet{_depth}", transfer_by_name)

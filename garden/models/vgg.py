@@ -3,8 +3,9 @@ ICLR 2015), configurations A (VGG-11), B (13), D (16) and E (19) of Table 1.
 
 Five stages of 3x3 convolutions (64, 128, 256, 512, 512 filters, stride 1, 'same' padding), each
 closed by a 2x2 max pool ('same': odd maps round up, as Caffe's pooling did), then FC-4096,
-FC-4096 and the classifier with dropout 0.5 after each hidden FC layer. Stacks of 3x3 convolutions replace larger kernels: two have the receptive field of
-a 5x5, three of a 7x7, with fewer parameters and more nonlinearities.
+FC-4096 and the classifier with dropout 0.5 after each hidden FC layer. Stacks of 3x3
+convolutions replace larger kernels: two have the receptive field of a 5x5, three of a 7x7, with
+fewer parameters and more nonlinearities.
 
 ``batch_norm=True`` (``vgg*_bn``) puts batch norm after every convolution, as torchvision's
 ``vgg*_bn``; its convolutions carry no bias (the norm cancels it), so the trainable parameters are
