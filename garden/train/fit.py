@@ -66,7 +66,10 @@ def settings_for(model_name, **overrides):
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
         raise GardenError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-    values = {**MODEL_DEFAULTS.get(model_name, {}), **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**MODEL_DEFAULTS.get(model_name, {}), **given}
+    if "warmup" not in given and (values.get("schedule") == "step" or values.get("warmup", 0) >= values.get("epochs", 10)):
+        values["warmup"] = 0.0  # a recipe's warm-up belongs to its own schedule and length
     settings = Settings(**values)
     _check(settings)
     return settings
@@ -128,7 +131,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         steps = len(train_batches)
         optimizer = make_optimizer(s.optimizer, s.lr, weight_decay=s.weight_decay, schedule=s.schedule,
                                    total_steps=steps * s.epochs, warmup_steps=round(s.warmup * steps))
-        model.compile(optimizer=optimizer, loss=_loss(train, s), metrics=[_metric(train)])
+        model.compile(optimizer=optimizer, loss=_loss(train, s), metrics=[_metric(train, one_hot)])
     folder = out if plan.chief else out / f".worker-{plan.worker}"
     state = cb.read_state(folder) if previous else None
     initial_epoch = state["epoch"] if state else 0
@@ -146,6 +149,8 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         guard, callbacks = _callbacks(folder, train, rows, s, wall_before, started)
         model.fit(train_batches, validation_data=test_batches, epochs=s.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose)
+        if guard.failed:
+            raise guard.error()
     except BaseException as error:
         if fresh and not cb.read_state(folder):
             shutil.rmtree(folder, ignore_errors=True)  # nothing finished: leave no half-made folder
@@ -153,8 +158,6 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         if reading is not None and not isinstance(error, KeyboardInterrupt):
             raise reading from None
         raise
-    if guard.failed:
-        raise guard.error()
     summary = _finish(model, name, data, folder, test_batches, s, wall_before + time.perf_counter() - started)
     if not plan.chief:
         shutil.rmtree(folder, ignore_errors=True)
@@ -219,9 +222,11 @@ def _loss(train, s):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _metric(train):
+def _metric(train, one_hot):
     if train.task == "segmentation":
         return keras.metrics.MeanIoU(train.num_classes, name="mean_iou", ignore_class=IGNORE_LABEL, sparse_y_pred=False)
+    if one_hot:
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
 
