@@ -158,7 +158,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         if reading is not None and not isinstance(error, KeyboardInterrupt):
             raise reading from None
         raise
-    summary = _finish(model, name, data, folder, test_batches, s, wall_before + time.perf_counter() - started)
+    summary = _finish(model, name, data, folder, test_batches, s, wall_before + time.perf_counter() - started, plan)
     if not plan.chief:
         shutil.rmtree(folder, ignore_errors=True)
     return summary
@@ -244,7 +244,7 @@ def _callbacks(folder, train, rows, s, wall_before, started):
     return guard, callbacks + ([board] if board else [])
 
 
-def _finish(model, name, data, folder, test_batches, s, wall_s):
+def _finish(model, name, data, folder, test_batches, s, wall_s, plan):
     test = test_batches.examples
     predicted, truth = predictions(model, test_batches)
     matrix = report.confusion(truth, predicted, test.num_classes)
@@ -269,6 +269,7 @@ def _finish(model, name, data, folder, test_batches, s, wall_s):
         "held_out_examples": len(test),
         "backend": keras.backend.backend(),
         "strategy": s.strategy,
+        "replicas": plan.replicas,
         "precision": s.precision,
         "checkpoints": {"best": "best.keras", "last": "last.keras"},
     }
