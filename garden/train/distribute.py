@@ -61,6 +61,7 @@ def prepare(name, batch_size, cpu_replicas=None):
     if name == "multiworker":
         worker, chief = _worker_role()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _patch_multiworker_reduce()
         _divisible(batch_size, strategy.num_replicas_in_sync, name)
         return Plan(name, strategy, strategy.num_replicas_in_sync, worker, chief)
     devices = tf.config.list_logical_devices("GPU")
@@ -70,6 +71,37 @@ def prepare(name, batch_size, cpu_replicas=None):
     strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
     _divisible(batch_size, strategy.num_replicas_in_sync, name)
     return Plan(name, strategy, strategy.num_replicas_in_sync)
+
+
+def build_before_fit(model, batch):
+    """Build a compiled model from one NumPy batch, for ``MultiWorkerMirroredStrategy``.
+
+    Keras 3.15's TensorFlow trainer builds a distributed model by all-reducing the first batch,
+    which fails across workers (``PerReplica`` cannot become a tensor); building from a local
+    batch first and skipping that step avoids it.
+    """
+    x, y = batch
+    model._symbolic_build(data_batch=(x, y, None))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _patch_multiworker_reduce():
+    """Keras 3.15 reduces a step's scalar logs across workers with ``reduce("MEAN", axis=0)``, which
+    fails on scalars (tensorflow/tensorflow#72388). The logs are loss and metric results, already
+    synchronised between workers, so the first local value is the answer."""
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer.reduce_per_replica, "garden_patched", False):
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction == "auto" and trainer._collective_all_reduce_multi_worker(strategy):
+            reduction = "first"
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.garden_patched = True
+    trainer.reduce_per_replica = reduce_per_replica
 
 
 def _split_cpu(tf, count):

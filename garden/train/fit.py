@@ -132,6 +132,8 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         optimizer = make_optimizer(s.optimizer, s.lr, weight_decay=s.weight_decay, schedule=s.schedule,
                                    total_steps=steps * s.epochs, warmup_steps=round(s.warmup * steps))
         model.compile(optimizer=optimizer, loss=_loss(train, s), metrics=[_metric(train, one_hot)])
+        if plan.name == "multiworker":
+            distribute.build_before_fit(model, train_batches[0])
     folder = out if plan.chief else out / f".worker-{plan.worker}"
     state = cb.read_state(folder) if previous else None
     initial_epoch = state["epoch"] if state else 0
