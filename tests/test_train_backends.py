@@ -25,9 +25,9 @@ from garden.train import fit
 from test_train import squares
 
 out = sys.argv[1]
-cls = fit("lenet5", Subset(digits(), np.arange(600), name="digits-600"), out=out + "/cls", epochs=2, verbose=0)
-unet = garden.create_model("unet", num_classes=3, input_shape=(32, 32, 3), filters=(8, 16, 32))
-seg = fit(unet, squares(40), out=out + "/seg", epochs=1, batch_size=8, verbose=0)
+cls = fit("lenet5", Subset(digits(), np.arange(500), name="digits-500"), out=out + "/cls", epochs=2, verbose=0)
+unet = garden.create_model("unet", num_classes=3, input_shape=(32, 32, 3), filters=(8, 16))
+seg = fit(unet, squares(24), out=out + "/seg", epochs=1, batch_size=8, verbose=0)
 print("RESULT", json.dumps({"backend": keras.backend.backend(), "cls": cls, "seg": seg}))
 """
 

@@ -52,10 +52,13 @@ def prepare(name, batch_size, cpu_replicas=None):
     if name == "none":
         return Plan(name)
     if name == "jax-data-parallel":
+        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+            keras.distribution.initialize()  # several hosts: addresses, count and id come from the environment
         devices = keras.distribution.list_devices()
         _divisible(batch_size, len(devices), name)
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return Plan(name, replicas=len(devices))
+        process = int(os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", 0))
+        return Plan(name, replicas=len(devices), worker=process, chief=process == 0)
     import tensorflow as tf
 
     if name == "multiworker":
