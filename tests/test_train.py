@@ -131,8 +131,12 @@ def test_options_sgd_step_label_smoothing(tmp_path):
     data = digits()
     small = Subset(data, np.arange(400), name="digits-small")
     summary = fit("lenet5", small, out=tmp_path / "r", epochs=2, optimizer="sgd", lr=0.05, schedule="step",
-                  weight_decay=5e-4, label_smoothing=0.1, augment="crop=0.8,color", verbose=0, tensorboard=False)
+                  weight_decay=5e-4, label_smoothing=0.1, augment="crop=0.8,color", precision="mixed_bfloat16",
+                  verbose=0, tensorboard=False)
     assert summary["epochs"] == 2 and 0 <= summary["metrics"]["accuracy"] <= 1
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    last = keras.saving.load_model(tmp_path / "r" / "last.keras", safe_mode=True)
+    assert last.get_layer("c1_conv").dtype_policy.name == "mixed_bfloat16"
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["settings"]["optimizer"] == "sgd" and config["settings"]["label_smoothing"] == 0.1
 
@@ -190,6 +194,13 @@ def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, setup, extra, mes
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("garden: error:")
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+def test_failed_run_leaves_an_existing_empty_folder_empty(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    data = make_folder(tmp_path / "data", broken=True)
+    code, err = call(capsys, "train", "lenet5", "--data", str(data), "--out", str(tmp_path / "out"), "--batch-size", "2")
+    assert code == 2 and list((tmp_path / "out").iterdir()) == []
 
 
 def test_refuses_a_used_folder_without_resume(tmp_path, capsys):

@@ -64,9 +64,8 @@ def run_train(args):
     summary = fit(args.model, args.data, out=args.out, resume=args.resume,
                   verbose="auto" if args.verbose is None else args.verbose, **options)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
-    out = args.out or "runs/"
     print(f"{summary['model']} on {summary['data']}: {summary['epochs']} epochs in {summary['wall_s']:.1f} s; "
-          f"held-out {metrics}; run folder {out}")
+          f"held-out {metrics}; run folder {summary['out']}")
 
 
 def _default_channels(name):

@@ -104,11 +104,13 @@ def fit(model, data="digits", *, out=None, resume=False, verbose="auto", **optio
     out = Path(out) if out else Path("runs") / f"{name}-{_data_name(data)}-{time.strftime('%Y%m%d-%H%M%S')}"
     previous = _check_folder(out, resume, name, data)
     plan = distribute.prepare(settings.strategy, settings.batch_size, settings.cpu_replicas)
+    policy = keras.config.dtype_policy()
     try:
-        return _run(model, name, data, settings, out, previous, plan, verbose, started)
+        summary = _run(model, name, data, settings, out, previous, plan, verbose, started)
     finally:
         plan.close()
-        keras.config.set_dtype_policy("float32")
+        keras.config.set_dtype_policy(policy)
+    return {**summary, "out": str(out)}
 
 
 def _run(model, name, data, s, out, previous, plan, verbose, started):
@@ -139,7 +141,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
     initial_epoch = state["epoch"] if state else 0
     if initial_epoch > s.epochs:
         raise GardenError(f"{out} already ran {initial_epoch} epochs, more than the {s.epochs} asked for")
-    fresh = not folder.exists()
+    existed = folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
         if state:
@@ -154,8 +156,10 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         if guard.failed:
             raise guard.error()
     except BaseException as error:
-        if fresh and not cb.read_state(folder):
-            shutil.rmtree(folder, ignore_errors=True)  # nothing finished: leave no half-made folder
+        if not cb.read_state(folder):  # no epoch finished: leave no half-made run behind
+            shutil.rmtree(folder, ignore_errors=True)
+            if existed:
+                folder.mkdir()
         reading = train_batches.error or test_batches.error
         if reading is not None and not isinstance(error, KeyboardInterrupt):
             raise reading from None
