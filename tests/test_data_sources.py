@@ -192,3 +192,24 @@ def test_batches_segmentation_masks():
     assert x.shape == (3, 6, 6, 3) and y.shape == (3, 6, 6) and y.dtype == np.int32
     np.testing.assert_array_equal(y[0, :, :3], 1)
     np.testing.assert_array_equal(y[0, :, 3:], 0)
+
+
+def test_embedded_and_mask_folders_sources(tmp_path, monkeypatch):
+    import garden.data.embedded as embedded
+
+    calls = []
+    real = embedded.embedded_segmentation
+    monkeypatch.setattr(embedded, "embedded_segmentation", lambda: calls.append(1) or real(num_images=10, size=16))
+    train, test = load_splits("embedded", task="segmentation")
+    assert calls and (len(train), len(test)) == (8, 2) and train.task == "segmentation"
+    assert train[0][1].shape == (16, 16)
+    for i in range(5):
+        mask = np.zeros((6, 6), np.uint8)
+        mask[:3] = 1 + i % 2
+        write_image(tmp_path / "images" / f"{i}.png", np.full((6, 6, 3), 30 * i, np.uint8))
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / "masks" / f"{i}.png"), mask)
+    train, test = load_splits(tmp_path, task="segmentation")
+    assert (len(train), len(test)) == (4, 1) and train.num_classes == 3
+    image, mask = test[0]
+    assert image.shape == (6, 6, 3) and set(np.unique(mask)) <= {0, 1, 2}
