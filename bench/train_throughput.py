@@ -6,7 +6,7 @@ against keras.applications.ResNet50 in the same process (a ratio of step times, 
 
 Each backend runs in its own process (Keras fixes its backend at import). A step is one
 ``train_on_batch`` with SGD and sparse cross-entropy on random pixels and labels; the first
-``--warmup`` steps (compilation) are not timed.
+``--warmup`` steps (compilation) are not timed; the table gives the median of ``--steps`` steps.
 """
 
 import argparse
@@ -39,7 +39,7 @@ def build(kind, name, size, classes):
     return garden.create_model(name, num_classes=classes, input_shape=(size, size, 3))
 
 
-def time_case(kind, name, size, classes, batch_size, steps, warmup):
+def prepare(kind, name, size, classes, batch_size, warmup):
     import keras
     import numpy as np
 
@@ -51,38 +51,53 @@ def time_case(kind, name, size, classes, batch_size, steps, warmup):
     y = rng.integers(0, classes, size=batch_size)
     for _ in range(warmup):
         model.train_on_batch(x, y)
+    return lambda: _timed_step(model, x, y)
+
+
+def _timed_step(model, x, y):
+    import numpy as np
+
     started = time.perf_counter()
-    for _ in range(steps):
-        loss = model.train_on_batch(x, y)
-    float(np.asarray(loss))  # wait for the last step
-    step_s = (time.perf_counter() - started) / steps
-    return {"model": name, "size": size, "batch": batch_size, "step_ms": 1000 * step_s, "images_s": batch_size / step_s}
+    float(np.asarray(model.train_on_batch(x, y)))  # the loss value waits for the step to finish
+    return time.perf_counter() - started
 
 
 def worker(args):
+    """Time every case; cases at the same input size are interleaved step by step, so a machine
+    whose load drifts (shared CPUs) slows both sides of the ResNet-50 ratio alike. Medians."""
     import keras
+    import numpy as np
 
     if args.precision:
         keras.config.set_dtype_policy(args.precision)
-    device = "cpu"
-    if keras.backend.backend() == "jax":
+    device = _device(keras.backend.backend())
+    for size in dict.fromkeys(case[2] for case in CASES):
+        cases = [case for case in CASES if case[2] == size]
+        batch = args.batch_size if size > 64 else args.small_batch_size
+        steps = [prepare(kind, name, size, classes, batch, args.warmup) for name, kind, _, classes in cases]
+        times = [[] for _ in cases]
+        for _ in range(args.steps):
+            for step, record in zip(steps, times):
+                record.append(step())
+        for (name, _, _, _), record in zip(cases, times):
+            step_s = float(np.median(record))
+            row = {"model": name, "size": size, "batch": batch, "step_ms": 1000 * step_s, "images_s": batch / step_s,
+                   "backend": keras.backend.backend(), "device": device}
+            print("ROW " + json.dumps(row), flush=True)
+
+
+def _device(backend):
+    if backend == "jax":
         import jax
 
-        device = jax.devices()[0].platform
-    elif keras.backend.backend() == "torch":
+        return jax.devices()[0].platform
+    if backend == "torch":
         import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        import tensorflow as tf
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf
 
-        device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-    rows = []
-    for name, kind, size, classes in CASES:
-        batch = args.batch_size if size > 64 else args.small_batch_size
-        row = time_case(kind, name, size, classes, batch, args.steps, args.warmup)
-        rows.append({**row, "backend": keras.backend.backend(), "device": device})
-        print("ROW " + json.dumps(rows[-1]), flush=True)
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
 def main():
@@ -106,6 +121,8 @@ def main():
         if done.returncode:
             print(f"{backend}: failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}",
                   file=sys.stderr)
+        for row in found:
+            print(f"{row['backend']} {row['model']} {row['size']}px: {row['images_s']:.1f} images/s", file=sys.stderr)
         rows += found
     print_table(rows, args)
 
