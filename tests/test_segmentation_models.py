@@ -54,6 +54,18 @@ CASES = [
 ]
 
 
+# The same decoders on the garden's real backbones, where those are registered (helpers a1/a2).
+REAL = [
+    ("deeplabv3plus", 64, dict(backbone="mobilenet_v2", alpha=0.35, aspp_filters=16, decoder_filters=16)),
+    ("deeplabv3", 65, dict(backbone="mobilenet_v2", alpha=0.35, output_stride=8, aspp_filters=16)),
+    ("unet", 64, dict(backbone="mobilenet_v2", decoder_filters=(16, 16, 8, 8, 8))),
+    ("deeplabv3plus", 64, dict(backbone="resnet50", aspp_filters=16, decoder_filters=16)),
+    ("deeplabv3plus", 65, dict(backbone="xception", output_stride=8, aspp_filters=16, decoder_filters=16)),
+    ("fcn8s", 64, dict(backbone="vgg16", fc_units=32)),
+    ("fcn32s", 64, dict(backbone="vgg16", fc_units=32)),
+]
+
+
 def _batch(size, channels=3, batch=2, out=None):
     rng = np.random.default_rng(0)
     x = rng.random((batch, size, size, channels), dtype="float32")
@@ -79,6 +91,14 @@ def test_builds_trains_and_roundtrips(name, size, overrides, tmp_path):
     assert np.isfinite(loss)
     assert any(not np.allclose(a, np.array(b)) for a, b in zip(before, model.trainable_weights))
     assert_roundtrip(model, tmp_path, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size", "overrides"), REAL, ids=[f"{c[0]}-{c[2]['backbone']}-{i}" for i, c in enumerate(REAL)])
+def test_real_backbones(name, size, overrides, tmp_path):
+    if overrides["backbone"] not in garden.list_models("classification"):
+        pytest.skip(f"backbone {overrides['backbone']} is not registered on this branch")
+    test_builds_trains_and_roundtrips(name, size, overrides, tmp_path)
 
 
 def test_unet_valid_is_the_paper_shape():
