@@ -42,7 +42,7 @@ def predictions(models_dir, out_dir):
     import keras
 
     for path in sorted(Path(models_dir).glob("*.keras")):
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
         size = model.input.shape[1]
         data = embedded_segmentation(4, size, seed=4242)
         logits = model.predict(to_model_input(data.images), verbose=0)

@@ -29,12 +29,12 @@ from garden.segmentation.metrics import evaluate  # noqa: E402
 CONFIGS = {
     "unet": dict(
         size=64, images=3000,
-        model=dict(filters=(16, 32, 64, 128, 256)),
+        model=dict(filters=(8, 16, 32, 64, 128)),
         learning_rate=3e-3,
     ),
     "deeplabv3plus": dict(
         size=80, images=3000,
-        model=dict(backbone="mobilenet_v2", output_stride=16, aspp_filters=128, decoder_filters=128),
+        model=dict(backbone="mobilenet_v2", output_stride=16, aspp_filters=96, decoder_filters=96),
         learning_rate=3e-3,
     ),
 }
