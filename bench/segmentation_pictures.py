@@ -23,15 +23,15 @@ def classical_gallery(path):
     import cv2
     import skimage.data
 
-    image = cv2.resize(skimage.data.coffee(), (300, 200), interpolation=cv2.INTER_AREA)
+    image = cv2.resize(skimage.data.coffee(), (240, 160), interpolation=cv2.INTER_AREA)
     tiles = [image]
     for method in METHODS:
         result = segment(image, method)
         tile = draw_regions(image, result.labels)
         if len(result.boxes):
             tile = draw_boxes(tile, result.boxes[:30])
-        cv2.putText(tile, f"{method} ({result.num_regions})", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3)
-        cv2.putText(tile, f"{method} ({result.num_regions})", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        cv2.putText(tile, f"{method}: {result.num_regions}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3)
+        cv2.putText(tile, f"{method}: {result.num_regions}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
         tiles.append(tile)
     tiles.append(np.full_like(image, 255))
     rows = [np.concatenate(tiles[i : i + 4], axis=1) for i in (0, 4)]

@@ -175,3 +175,27 @@ def test_segmentation_models_are_registered():
     names = set(garden.list_models("segmentation"))
     assert {"fcn32s", "fcn16s", "fcn8s", "segnet", "segnet_builtin", "unet", "unet_valid",
             "deeplabv3", "deeplabv3plus"} <= names
+
+
+@pytest.mark.slow
+def test_deeplab_exports_to_plain_tflite_builtins(tmp_path):
+    """Batch 1, fixed size, output stride 8: dilated convolutions, not SPACE_TO_BATCH_ND, and full int8."""
+    tf = pytest.importorskip("tensorflow")
+    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
+    model = garden.create_model("deeplabv3plus", backbone=TINY, input_shape=(64, 64, 3), num_classes=NUM_CLASSES,
+                                output_stride=8, aspp_filters=8, decoder_filters=8)
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False,
+                 input_signature=[keras.InputSpec(shape=(1, 64, 64, 3), dtype="float32")])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: ([rng.random((1, 64, 64, 3), dtype="float32")] for _ in range(4))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    runner = interpreter.Interpreter(model_content=converter.convert())
+    ops = {detail["op_name"] for detail in runner._get_ops_details()}
+    assert not ops & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "CUSTOM"}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR"} <= ops
+    runner.allocate_tensors()
+    assert tuple(runner.get_output_details()[0]["shape"]) == (1, 64, 64, NUM_CLASSES)
+    assert runner.get_input_details()[0]["dtype"] == np.int8
