@@ -13,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+import garden.layers  # noqa: E402, F401  (registers the custom layers the saved models use)
+import garden.segmentation  # noqa: E402, F401  (and the losses and metrics)
 from garden.data import to_model_input  # noqa: E402
 from garden.data.embedded import CLASS_NAMES, embedded_segmentation  # noqa: E402
 from garden.segmentation.classical import METHODS, segment  # noqa: E402
