@@ -24,34 +24,45 @@ from garden.segmentation.losses import CrossEntropyDice  # noqa: E402
 from garden.segmentation.metrics import evaluate  # noqa: E402
 
 # Each model's architecture arguments and optimiser settings for this small task.
-# DeepLabv3+ trains at 128 px: its decoder predicts at stride 4, and at 64 px even the ground truth
-# pooled to stride 4 and upsampled back scores only 0.85 mean IoU (0.95 at 128 px) on these digits.
+# DeepLabv3+ trains at 80 px: its decoder predicts at stride 4, and the ground truth itself, pooled to
+# stride 4 and upsampled back, scores 0.90 mean IoU at 64 px, 0.93 at 80 px and 0.95 at 96 px.
 CONFIGS = {
     "unet": dict(
-        size=64, images=3000, epochs=12,
-        model=dict(filters=(16, 32, 64, 128, 256)),
+        size=64, images=3000,
+        model=dict(filters=(8, 16, 32, 64, 128)),
         learning_rate=3e-3,
     ),
     "deeplabv3plus": dict(
-        size=128, images=2000, epochs=10,
-        model=dict(backbone="mobilenet_v2", output_stride=16, aspp_filters=128, decoder_filters=128),
+        size=80, images=3000,
+        model=dict(backbone="mobilenet_v2", alpha=0.35, output_stride=16, aspp_filters=96, decoder_filters=96),
         learning_rate=3e-3,
     ),
 }
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop training at the end of the first epoch that finishes past ``seconds``."""
+    """Cosine learning-rate decay over wall-clock time, stopping when ``seconds`` have passed.
 
-    def __init__(self, seconds):
+    The machine is shared, so a schedule over a fixed number of steps would end early or late;
+    this one always decays from ``learning_rate`` to ``final`` x that within the budget.
+    """
+
+    def __init__(self, seconds, learning_rate, final=0.02):
         super().__init__()
-        self.seconds, self.start = seconds, None
+        self.seconds, self.learning_rate, self.final = seconds, learning_rate, final
+        self.start, self.steps = None, 0
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
-        if time.perf_counter() - self.start > self.seconds:
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = min(1.0, (time.perf_counter() - self.start) / self.seconds)
+        cosine = 0.5 * (1 + np.cos(np.pi * progress))
+        self.model.optimizer.learning_rate.assign(self.learning_rate * (self.final + (1 - self.final) * cosine))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self.start >= self.seconds:
             self.model.stop_training = True
 
 
@@ -63,27 +74,26 @@ def train_one(name, args):
     config = CONFIGS[name]
     size = args.size or config["size"]
     images = args.train or config["images"]
-    epochs = args.epochs or config["epochs"]
     train = arrays(embedded_segmentation(images, size, seed=args.seed))
     test = arrays(embedded_segmentation(args.test, size, seed=args.seed + 1000))
     keras.utils.set_random_seed(args.seed)
     model = garden.create_model(name, num_classes=len(CLASS_NAMES), input_shape=(size, size, 3), **config["model"])
-    steps = epochs * int(np.ceil(images / args.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config["learning_rate"], steps, alpha=0.02)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=CrossEntropyDice())
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=CrossEntropyDice())
+    budget = TimeBudget(args.budget, config["learning_rate"])
     print(f"{name}: {images} training / {args.test} held-out images of {size}x{size}, load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     history = model.fit(
-        train[0], train[1], batch_size=args.batch_size, epochs=epochs, shuffle=True,
-        callbacks=[TimeBudget(args.budget)], verbose=2 if args.verbose else 0,
+        train[0], train[1], batch_size=args.batch_size, epochs=1000, shuffle=True,
+        callbacks=[budget], verbose=2 if args.verbose else 0,
     )
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     scores = evaluate(model, test[0], test[1], len(CLASS_NAMES))
     if args.save:
         model.save(f"{args.save}/{name}.keras")
-    return {"model": name, "size": size, "params": model.count_params(), "epochs": len(history.history["loss"]),
-            "train_s": seconds, "load": os.getloadavg()[0], **scores}
+    return {"model": name, "size": size, "params": model.count_params(), "epochs": budget.steps * args.batch_size / images,
+            "train_s": seconds, "cpu_s": cpu_seconds, "load": os.getloadavg()[0], **scores}
 
 
 def main(argv=None):
@@ -92,9 +102,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, help="image size (default: per model, see CONFIGS)")
     parser.add_argument("--train", type=int, help="training images (default: per model)")
     parser.add_argument("--test", type=int, default=300, help="held-out images (generated from another seed)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: per model)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--budget", type=float, default=540, help="stop after the epoch that passes this many seconds")
+    parser.add_argument("--budget", type=float, default=540, help="training time per model in seconds (default 540)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", metavar="DIR", help="save each trained model as DIR/NAME.keras")
     parser.add_argument("--verbose", action="store_true")
@@ -106,14 +115,15 @@ def main(argv=None):
     for name in args.models:
         row = train_one(name, args)
         rows.append(row)
-        print(f"{name}: mean IoU {row['mean_iou']:.4f} after {row['epochs']} epochs in {row['train_s']:.0f} s", flush=True)
+        print(f"{name}: mean IoU {row['mean_iou']:.4f} after {row['epochs']:.1f} epochs in {row['train_s']:.0f} s", flush=True)
     print()
-    print("| model | input | params | epochs | training time (s) | load avg at end | held-out mean IoU | pixel accuracy | target |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | input | params | epochs | training time (s) | process CPU time (s) | load avg at end "
+          "| held-out mean IoU | pixel accuracy | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ok = r["mean_iou"] >= 0.85 and r["train_s"] < 600
-        print(f"| {r['model']} | {r['size']}x{r['size']} | {r['params']:,} | {r['epochs']} | {r['train_s']:.0f} "
-              f"| {r['load']:.1f} | {r['mean_iou']:.4f} | {r['pixel_accuracy']:.4f} | {'met' if ok else 'missed'} |")
+        print(f"| {r['model']} | {r['size']}x{r['size']} | {r['params']:,} | {r['epochs']:.1f} | {r['train_s']:.0f} "
+              f"| {r['cpu_s']:.0f} | {r['load']:.1f} | {r['mean_iou']:.4f} | {r['pixel_accuracy']:.4f} | {'met' if ok else 'missed'} |")
     print()
     print("per-class IoU (" + ", ".join(CLASS_NAMES) + "):")
     for r in rows:

@@ -54,6 +54,18 @@ CASES = [
 ]
 
 
+# The same decoders on the garden's real backbones, where those are registered (helpers a1/a2).
+REAL = [
+    ("deeplabv3plus", 64, dict(backbone="mobilenet_v2", alpha=0.35, aspp_filters=16, decoder_filters=16)),
+    ("deeplabv3", 65, dict(backbone="mobilenet_v2", alpha=0.35, output_stride=8, aspp_filters=16)),
+    ("unet", 64, dict(backbone="mobilenet_v2", decoder_filters=(16, 16, 8, 8, 8))),
+    ("deeplabv3plus", 64, dict(backbone="resnet50", aspp_filters=16, decoder_filters=16)),
+    ("deeplabv3plus", 65, dict(backbone="xception", output_stride=8, aspp_filters=16, decoder_filters=16)),
+    ("fcn8s", 64, dict(backbone="vgg16", fc_units=32)),
+    ("fcn32s", 64, dict(backbone="vgg16", fc_units=32)),
+]
+
+
 def _batch(size, channels=3, batch=2, out=None):
     rng = np.random.default_rng(0)
     x = rng.random((batch, size, size, channels), dtype="float32")
@@ -79,6 +91,14 @@ def test_builds_trains_and_roundtrips(name, size, overrides, tmp_path):
     assert np.isfinite(loss)
     assert any(not np.allclose(a, np.array(b)) for a, b in zip(before, model.trainable_weights))
     assert_roundtrip(model, tmp_path, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size", "overrides"), REAL, ids=[f"{c[0]}-{c[2]['backbone']}-{i}" for i, c in enumerate(REAL)])
+def test_real_backbones(name, size, overrides, tmp_path):
+    if overrides["backbone"] not in garden.list_models("classification"):
+        pytest.skip(f"backbone {overrides['backbone']} is not registered on this branch")
+    test_builds_trains_and_roundtrips(name, size, overrides, tmp_path)
 
 
 def test_unet_valid_is_the_paper_shape():
@@ -155,3 +175,27 @@ def test_segmentation_models_are_registered():
     names = set(garden.list_models("segmentation"))
     assert {"fcn32s", "fcn16s", "fcn8s", "segnet", "segnet_builtin", "unet", "unet_valid",
             "deeplabv3", "deeplabv3plus"} <= names
+
+
+@pytest.mark.slow
+def test_deeplab_exports_to_plain_tflite_builtins(tmp_path):
+    """Batch 1, fixed size, output stride 8: dilated convolutions, not SPACE_TO_BATCH_ND, and full int8."""
+    tf = pytest.importorskip("tensorflow")
+    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
+    model = garden.create_model("deeplabv3plus", backbone=TINY, input_shape=(64, 64, 3), num_classes=NUM_CLASSES,
+                                output_stride=8, aspp_filters=8, decoder_filters=8)
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False,
+                 input_signature=[keras.InputSpec(shape=(1, 64, 64, 3), dtype="float32")])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: ([rng.random((1, 64, 64, 3), dtype="float32")] for _ in range(4))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    runner = interpreter.Interpreter(model_content=converter.convert())
+    ops = {detail["op_name"] for detail in runner._get_ops_details()}
+    assert not ops & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "CUSTOM"}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR"} <= ops
+    runner.allocate_tensors()
+    assert tuple(runner.get_output_details()[0]["shape"]) == (1, 64, 64, NUM_CLASSES)
+    assert runner.get_input_details()[0]["dtype"] == np.int8

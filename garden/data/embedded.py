@@ -84,7 +84,7 @@ def _place(rng, mask, side, tries=20):
     return None
 
 
-def composite(rng, size=64, digits_per_image=(1, 3), digit_scale=(0.35, 0.6)):
+def composite(rng, size=64, digits_per_image=(1, 3), digit_scale=(0.45, 0.75)):
     """One (image, mask) pair: a photograph crop with 1-3 inked digits; mask labels 0 (background), 1..10."""
     images, labels = _digits()
     image = _background(rng, size).astype("float32")

@@ -43,7 +43,7 @@ def build_deeplab(
     dropout=0.1,
     name="deeplabv3plus",
 ):
-    """DeepLabv3+ (Chen et al., 2018): atrous backbone, ASPP, and a decoder on stride-4 features."""
+    """DeepLabv3 (Chen et al., 2017) / v3+ (2018): atrous backbone, ASPP; v3+ adds a stride-4 decoder."""
     check_stride(output_stride)
     inputs = model_input(input_shape, (513, 513, 3))
     backbone_kwargs = {} if alpha is None else {"alpha": alpha}

@@ -7,3 +7,6 @@
 """
 
 IGNORE_LABEL = 255
+
+# Importing the package registers the Keras losses and metrics, so compiled models load back.
+from garden.segmentation import losses, metrics  # noqa: E402, F401

@@ -155,7 +155,9 @@ def watershed(image, markers=None, flat_fraction=0.25, min_marker=20):
 def _flat_markers(image, flat_fraction, min_marker):
     grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 0).astype("float32")
     gradient = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    flat = (gradient <= np.quantile(gradient, flat_fraction)).astype("uint8")
+    # Flat: among the flattest ``flat_fraction`` of pixels, or under 5% of the strongest edge.
+    threshold = max(np.quantile(gradient, flat_fraction), 0.05 * gradient.max())
+    flat = (gradient <= threshold).astype("uint8")
     flat = cv2.morphologyEx(flat, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, markers, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < min_marker
