@@ -24,8 +24,11 @@ def atomic_path(path):
     check_writable(path)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.resolve().parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
