@@ -6,7 +6,7 @@ import pytest
 
 import garden
 from garden.errors import GardenError
-from garden.models import mobilenet
+from garden.models import inception_resnet_v2, mobilenet, mobilenet_v3, xception
 from garden.profiler import profile
 from garden.weights import from_keras_applications
 
@@ -14,19 +14,16 @@ from garden.weights import from_keras_applications
 def perturbed(model, seed=0):
     """``model`` with random weights and batch-norm statistics, so a wrong mapping shows."""
     rng = np.random.default_rng(seed)
+    positive = ("gamma", "moving_variance")
     for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = weights
-            weights = [
-                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
-            ]
-        else:
-            weights = [w + rng.normal(0, 0.05, w.shape) for w in weights]
-        layer.set_weights([w.astype("float32") for w in weights])
+        for variable in layer.weights:
+            shape = tuple(variable.shape)
+            if isinstance(layer, keras.layers.BatchNormalization):
+                is_positive = variable.path.split("/")[-1] in positive
+                value = rng.uniform(0.5, 2.0, shape) if is_positive else rng.normal(0, 0.2, shape)
+            else:
+                value = keras.ops.convert_to_numpy(variable) + rng.normal(0, 0.05, shape)
+            variable.assign(value.astype("float32"))
     return model
 
 
@@ -63,6 +60,27 @@ def test_mobilenet_v1_params_equal_keras(alpha):
     assert ours.count_params() == reference.count_params()
 
 
+@pytest.mark.parametrize("alpha", [0.75, 1.0])
+@pytest.mark.parametrize("size", ["large", "small"])
+def test_mobilenet_v3_params_equal_keras(size, alpha):
+    application = {"large": keras.applications.MobileNetV3Large, "small": keras.applications.MobileNetV3Small}[size]
+    for include_top in (True, False):
+        ours = garden.create_model(f"mobilenet_v3_{size}", alpha=alpha, include_top=include_top, input_shape=(32, 32, 3))
+        reference = application(
+            weights=None, alpha=alpha, include_top=include_top, input_shape=(32, 32, 3), include_preprocessing=False
+        )
+        assert ours.count_params() == reference.count_params()
+
+
+def test_xception_params_equal_keras():
+    for include_top in (True, False):
+        ours = garden.create_model("xception", include_top=include_top, input_shape=(71, 71, 3))
+        reference = keras.applications.Xception(weights=None, include_top=include_top, input_shape=(71, 71, 3))
+        assert ours.count_params() == reference.count_params()
+    trainable = sum(int(np.prod(w.shape)) for w in ours.trainable_weights) + 2048 * 1000 + 1000
+    assert trainable == xception.PUBLISHED["xception"]["params"]
+
+
 def test_headless_params_equal_keras():
     ours = garden.create_model("mobilenet_v2", include_top=False, pooling="avg", input_shape=(32, 32, 3))
     reference = keras.applications.MobileNetV2(weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
@@ -75,7 +93,11 @@ def test_headless_params_equal_keras():
 
 @pytest.mark.parametrize(
     "key",
-    ["mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4"],
+    [
+        "mobilenet_v1", "mobilenet_v1@alpha=0.5", "mobilenet_v1@input=128", "mobilenet_v2", "mobilenet_v2@alpha=1.4",
+        "mobilenet_v3_large", "mobilenet_v3_large@alpha=0.75", "mobilenet_v3_small", "mobilenet_v3_small@alpha=0.75",
+        "xception@input=299", "inception_resnet_v2@input=299",
+    ],
 )
 def test_mobilenet_macs_match_paper(key):
     name, _, variant = key.partition("@")
@@ -85,7 +107,8 @@ def test_mobilenet_macs_match_paper(key):
     elif variant.startswith("input="):
         size = int(variant.split("=")[1])
     model = garden.create_model(name, input_shape=(size, size, 3), **overrides)
-    published = mobilenet.PUBLISHED[key]["macs"]
+    published = {**mobilenet.PUBLISHED, **mobilenet_v3.PUBLISHED, **xception.PUBLISHED, **inception_resnet_v2.PUBLISHED}
+    published = published.get(key, published[name])["macs"]
     assert profile(model).total["macs"] == pytest.approx(published, rel=0.02)
 
 
@@ -105,6 +128,36 @@ def test_mobilenet_v1_transfer_matches_keras():
         weights=None, alpha=0.5, input_shape=(64, 64, 3), classes=10, classifier_activation=None
     )
     assert_transfer("mobilenet_v1", reference, alpha=0.5, num_classes=10)
+
+
+@pytest.mark.parametrize("size", ["large", "small"])
+def test_mobilenet_v3_transfer_matches_keras(size):
+    application = {"large": keras.applications.MobileNetV3Large, "small": keras.applications.MobileNetV3Small}[size]
+    reference = application(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None, include_preprocessing=False
+    )
+    assert_transfer(f"mobilenet_v3_{size}", reference, num_classes=10)
+
+
+def test_xception_transfer_matches_keras():
+    reference = keras.applications.Xception(weights=None, input_shape=(71, 71, 3), classes=10, classifier_activation=None)
+    assert_transfer("xception", reference, num_classes=10)
+
+
+@pytest.mark.slow
+def test_inception_resnet_v2_params_and_transfer_match_keras():
+    reference = keras.applications.InceptionResNetV2(
+        weights=None, input_shape=(75, 75, 3), classes=10, classifier_activation=None
+    )
+    ours = garden.create_model("inception_resnet_v2", num_classes=10, input_shape=(75, 75, 3))
+    assert ours.count_params() == reference.count_params()
+    assert_transfer("inception_resnet_v2", reference, num_classes=10)
+    features = garden.create_model("inception_resnet_v2", features_only=True, input_shape=(75, 75, 3))
+    # unpadded: 75 -> 37 -> 35 (stride 2) -> pool 17 -> 15 (stride 4) -> pool 7 -> 3 -> 1
+    assert feature_shapes(features) == {
+        "stride_2": (35, 35, 64), "stride_4": (15, 15, 192), "stride_8": (7, 7, 320),
+        "stride_16": (3, 3, 1088), "stride_32": (1, 1, 1536),
+    }
 
 
 def test_transfer_into_headless_and_features_model():
@@ -144,6 +197,28 @@ def test_mobilenet_v2_output_stride_dilates(output_stride):
     assert max(rates) == 32 // output_stride
     # the weights do not change with the stride: a DeepLab backbone takes classification weights
     assert model.count_params() == garden.create_model("mobilenet_v2", features_only=True).count_params()
+
+
+def test_mobilenet_v3_features_by_stride():
+    large = garden.create_model("mobilenet_v3_large", features_only=True, input_shape=(64, 64, 3))
+    small = garden.create_model("mobilenet_v3_small", features_only=True, output_stride=16, input_shape=(64, 64, 3))
+    assert feature_shapes(large) == {
+        "stride_2": (32, 32, 16), "stride_4": (16, 16, 24), "stride_8": (8, 8, 40),
+        "stride_16": (4, 4, 112), "stride_32": (2, 2, 160),
+    }
+    assert feature_shapes(small) == {
+        "stride_2": (32, 32, 16), "stride_4": (16, 16, 16), "stride_8": (8, 8, 24), "stride_16": (4, 4, 96),
+    }
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_xception_output_stride(output_stride):
+    model = garden.create_model("xception", features_only=True, output_stride=output_stride, input_shape=(96, 96, 3))
+    sizes = {"stride_2": 45, "stride_4": 23, "stride_8": 12, "stride_16": 6, "stride_32": 3}  # unpadded stem
+    expected = {key: size for key, size in sizes.items() if int(key.split("_")[1]) <= output_stride}
+    shapes = feature_shapes(model)
+    assert {key: shape[0] for key, shape in shapes.items()} == expected
+    assert shapes[f"stride_{output_stride}"][-1] == 2048
 
 
 def test_output_stride_is_checked():

@@ -22,7 +22,14 @@ use "same" padding; Keras's MobileNet pads only bottom/right, which differs only
 
 from keras import layers
 
-from garden.layers import activation, apply_norm, conv_norm_act, depthwise_separable, make_divisible
+from garden.layers import (
+    activation,
+    apply_norm,
+    conv_norm_act,
+    depthwise_separable,
+    make_divisible,
+    squeeze_excite,
+)
 from garden.models._common import classification_model, model_input
 from garden.models._dilation import OutputStride
 from garden.models._transfer import copy_pairs
@@ -88,7 +95,7 @@ def build_mobilenet_v1(
     walk = OutputStride(output_stride)
     strides, _ = walk.step(2)
     x = conv_norm_act(inputs, int(32 * alpha), 3, strides, act="relu6", name="stem")
-    features = {}
+    features = {walk.stride: x}
     for stage, (filters, first_stride, blocks) in enumerate(SEPARABLE_STAGES, start=1):
         for block in range(1, blocks + 1):
             strides, rate = walk.step(first_stride if block == 1 else 1)
@@ -126,21 +133,28 @@ def transfer_mobilenet_v1(model, reference):
 # ---------------------------------------------------------------- MobileNetV2
 
 
-def inverted_residual(x, expansion, filters, strides=1, dilation_rate=1, act="relu6", name="block"):
-    """MobileNetV2's block: 1x1 expand (``t`` x), 3x3 depthwise, linear 1x1 projection, residual.
+def inverted_residual(
+    x, expanded, filters, kernel_size=3, strides=1, dilation_rate=1, act="relu6", se=False, name="block"
+):
+    """An inverted residual: 1x1 expansion to ``expanded`` channels, depthwise, linear 1x1 projection.
 
-    Sandler et al. 2018, Table 1 and Figure 3(b). The expansion is skipped when ``t == 1``.
+    Sandler et al. 2018, Table 1 and Figure 3(b); the residual joins bottlenecks of the same shape and
+    the expansion is skipped when ``expanded`` equals the input channels. MobileNetV3 (Howard et al.
+    2019, Figure 4) adds ``se``: squeeze-and-excitation after the depthwise convolution, reduced to
+    ``make_divisible(expanded / 4)`` channels with a hard-sigmoid gate.
     Layers: ``{name}_expand_conv/_bn/_act``, ``{name}_dw``, ``{name}_dw_bn``, ``{name}_dw_act``,
-    ``{name}_project_conv/_bn`` and ``{name}_add`` when input and output shapes agree.
+    ``{name}_se_*``, ``{name}_project_conv/_bn`` and ``{name}_add``.
     """
     shortcut, channels = x, x.shape[-1]
-    if expansion != 1:
-        x = conv_norm_act(x, channels * expansion, 1, act=act, name=f"{name}_expand")
+    if expanded != channels:
+        x = conv_norm_act(x, expanded, 1, act=act, name=f"{name}_expand")
     x = layers.DepthwiseConv2D(
-        3, strides=strides, padding="same", dilation_rate=dilation_rate, use_bias=False, name=f"{name}_dw"
+        kernel_size, strides=strides, padding="same", dilation_rate=dilation_rate, use_bias=False, name=f"{name}_dw"
     )(x)
     x = apply_norm(x, "batch", f"{name}_dw_bn")
     x = activation(x, act, name=f"{name}_dw_act")
+    if se:
+        x = squeeze_excite(x, reduced_filters=make_divisible(expanded / 4), gate="hard_sigmoid", name=f"{name}_se")
     x = conv_norm_act(x, filters, 1, act=None, name=f"{name}_project")
     if strides == 1 and channels == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
@@ -166,12 +180,13 @@ def build_mobilenet_v2(
     walk = OutputStride(output_stride)
     strides, _ = walk.step(2)
     x = conv_norm_act(inputs, make_divisible(32 * alpha), 3, strides, act="relu6", name="stem")
-    features = {}
+    features = {walk.stride: x}
     for stage, (expansion, channels, blocks, first_stride) in enumerate(INVERTED_RESIDUAL_STAGES, start=1):
         for block in range(1, blocks + 1):
             strides, rate = walk.step(first_stride if block == 1 else 1)
             x = inverted_residual(
-                x, expansion, make_divisible(channels * alpha), strides, rate, name=f"stage{stage}_block{block}"
+                x, x.shape[-1] * expansion, make_divisible(channels * alpha), 3, strides, rate,
+                name=f"stage{stage}_block{block}",
             )
         features[walk.stride] = x
     if not features_only:
