@@ -43,6 +43,8 @@ def voc_palette(count=256):
 
 def read_image(path):
     """An RGB uint8 image (grey images are given three channels); unreadable files raise GardenError."""
+    if not Path(path).is_file():
+        raise GardenError(f"image {path} does not exist")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise GardenError(f"cannot read image {path}: missing, empty or not an image")

@@ -8,6 +8,9 @@ all ignored gives 0, not NaN).
 - dice: ``1 - mean_c (2 |P_c . T_c| + s) / (|P_c| + |T_c| + s)`` on softmax probabilities
   (Milletari, Navab & Ahmadi, "V-Net", 3DV 2016);
 - focal: ``-alpha (1 - p_y)^gamma log p_y`` (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+Cross-entropy plus dice (:class:`CrossEntropyDice`) is a common pairing when the background
+dominates: the cross-entropy gives every pixel a gradient, the dice term weighs each class equally.
 """
 
 import keras
@@ -111,3 +114,20 @@ class FocalLoss(_SegmentationLoss):
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="garden")
+class CrossEntropyDice(_SegmentationLoss):
+    """``pixel_cross_entropy + dice_weight * dice_loss``."""
+
+    def __init__(self, dice_weight=1.0, ignore_label=IGNORE_LABEL, name="cross_entropy_dice", **kwargs):
+        super().__init__(ignore_label, name=name, **kwargs)
+        self.dice_weight = float(dice_weight)
+
+    def call(self, y_true, y_pred):
+        return pixel_cross_entropy(y_true, y_pred, self.ignore_label) + self.dice_weight * dice_loss(
+            y_true, y_pred, ignore_label=self.ignore_label
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "dice_weight": self.dice_weight}
