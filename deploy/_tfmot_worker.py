@@ -243,11 +243,15 @@ def pruned(model, sparsity, steps):
 
 
 def clustered(model, clusters):
-    """Weight clustering of every convolution and dense layer to ``clusters`` shared values."""
+    """Weight clustering of every convolution and dense layer to ``clusters`` shared values.
+
+    tfmot 0.8 leaves depthwise kernels unclustered (a wrapped DepthwiseConv2D keeps all its values),
+    so they are not wrapped.
+    """
     centroids = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
 
     def clone(layer):
-        if isinstance(layer, (L.Conv2D, L.Dense, L.DepthwiseConv2D)):
+        if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D):
             return tfmot.clustering.keras.cluster_weights(layer, number_of_clusters=clusters,
                                                           cluster_centroids_init=centroids)
         return layer
@@ -279,7 +283,7 @@ def sparsity_of(model):
 def unique_weights(model):
     """Largest number of distinct values in any clustered kernel."""
     counts = [len(np.unique(layer.get_weights()[0])) for layer in model.layers
-              if isinstance(layer, (L.Conv2D, L.Dense, L.DepthwiseConv2D)) and layer.get_weights()]
+              if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)]
     return max(counts) if counts else 0
 
 
