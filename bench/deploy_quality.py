@@ -25,12 +25,14 @@ from deploy.optimize import optimize_and_export  # noqa: E402
 from garden.data import split  # noqa: E402
 
 
-def train(model, examples, epochs, batch_size=16, learning_rate=2e-3):
+def train(model, examples, epochs, batch_size=16, learning_rate=3e-3):
     shape = tuple(model.input_shape[1:])
     x, y = calibrate.prepare(examples, shape)
     ignore = 255 if examples.task == "segmentation" else None
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore)
-    model.compile(keras.optimizers.Adam(learning_rate), loss)
+    steps = epochs * -(-len(x) // batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
+    model.compile(keras.optimizers.Adam(schedule), loss)
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=2, shuffle=True)
     return model
 
@@ -57,8 +59,9 @@ def case(name, model, data, epochs, out, steps, techniques):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="quality_out")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--steps", type=int, default=60, help="fine-tuning steps of QAT / pruning / clustering")
+    parser.add_argument("--images", type=int, default=1000, help="embedded segmentation images")
     parser.add_argument("--only", choices=["deeplab", "mobilenet"])
     parser.add_argument("--techniques", default="qat,prune,cluster")
     args = parser.parse_args(argv)
@@ -69,9 +72,12 @@ def main(argv=None):
     techniques = [t for t in args.techniques.split(",") if t]
     reports = []
     if args.only in (None, "deeplab"):
-        model = garden.create_model("deeplabv3plus", input_shape=(64, 64, 3), num_classes=11, alpha=0.5)
-        reports += case("deeplabv3plus_mobilenet_v2", model, load_source("embedded"), args.epochs, args.out,
-                        args.steps, techniques)
+        from garden.data.embedded import embedded_segmentation
+
+        model = garden.create_model("deeplabv3plus", input_shape=(64, 64, 3), num_classes=11, alpha=0.5,
+                                    aspp_filters=64, decoder_filters=64)
+        data = embedded_segmentation(num_images=args.images, size=64, seed=0)
+        reports += case("deeplabv3plus_mobilenet_v2", model, data, args.epochs, args.out, args.steps, techniques)
     if args.only in (None, "mobilenet"):
         model = garden.create_model("mobilenet_v2", input_shape=(32, 32, 3), num_classes=10, alpha=0.35)
         reports += case("mobilenet_v2", model, load_source("digits"), args.epochs, args.out, args.steps, techniques)
