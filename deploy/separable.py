@@ -131,26 +131,31 @@ def to_markdown(rows):
 
 
 def plot(rows, path):
-    """Measured latency ratio against multiply-adds ratio, one point per row; the diagonal is 'as counted'."""
+    """Separable/standard ratios of the single layers against channels: counted (theory) and measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.5, 5))
+    layers = [r for r in rows if r["theory"]]
+    figure, axis = plt.subplots(figsize=(7, 4.8))
+    channels = sorted({int(r["what"].split("=")[-1]) for r in layers})
+    axis.plot(channels, [1 / n + 1 / 9 for n in channels], "k-", linewidth=1.5, label="multiply-adds: 1/N + 1/9")
     for quant, marker in (("fp32", "o"), ("int8", "s")):
-        chosen = [r for r in rows if r["quant"] == quant]
-        axis.scatter([r["macs_ratio"] for r in chosen], [r["latency_ratio"] for r in chosen], marker=marker,
-                     label=f"LiteRT {quant}")
-        for r in chosen:
-            if r["what"].startswith("MobileNet"):
-                axis.annotate("MobileNet V1", (r["macs_ratio"], r["latency_ratio"]), fontsize=8)
-    top = max(max(r["latency_ratio"] for r in rows), max(r["macs_ratio"] for r in rows)) * 1.1
-    axis.plot([0, top], [0, top], "k--", linewidth=0.8, label="latency ratio = MACs ratio")
-    axis.set_xlabel("multiply-adds ratio, separable / standard (1/N + 1/9)")
-    axis.set_ylabel("measured latency ratio, separable / standard")
-    axis.set_title("Depthwise-separable vs standard 3x3 convolution (1 thread)")
-    axis.legend(fontsize=8)
+        for size in sorted({r["input"] for r in layers}, key=lambda s: -int(s.split("x")[0])):
+            chosen = [r for r in layers if r["quant"] == quant and r["input"] == size]
+            axis.plot([int(r["what"].split("=")[-1]) for r in chosen], [r["latency_ratio"] for r in chosen],
+                      marker=marker, linestyle=":", label=f"measured, LiteRT {quant}, {size}")
+    for r in rows:
+        if not r["theory"]:
+            axis.axhline(r["latency_ratio"], color="grey", linewidth=0.6, linestyle="--")
+            axis.annotate(f"{r['what']} {r['quant']}: measured {r['latency_ratio']:.2f}, MACs {r['macs_ratio']:.2f}",
+                          (channels[0], r["latency_ratio"]), fontsize=7, va="bottom")
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("channels N (= C_in), 3x3 kernel")
+    axis.set_ylabel("separable / standard")
+    axis.set_title("Depthwise-separable vs standard convolution: counted vs measured (1 thread)")
+    axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=110)
