@@ -164,3 +164,21 @@ def test_cli_export_and_errors(tmp_path):
     done = subprocess.run([sys.executable, "-m", "garden", "export", "lenet5", "--out", str(tmp_path / "missing")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "does not exist" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_bench_separable_quick(tmp_path):
+    from deploy.separable import run_bench
+    from garden.profiler import separable_ratio
+
+    rows = run_bench(input_size=32, alpha=0.25, out=tmp_path, repeats=2, quick=True)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"separable.md", "separable.json", "separable.png", "mobilenet_v1_standard_fp32.tflite",
+            "mobilenet_v1_standard_fp32.json", "mobilenet_v1_int8.tflite"} <= names
+    models = [r for r in rows if r["theory"] is None]
+    assert len(models) == 2 and all(r["macs_ratio"] < 0.2 for r in models)
+    for r in rows:
+        if r["theory"] is not None:
+            channels = int(r["what"].split("=")[-1])
+            assert r["macs_ratio"] == pytest.approx(separable_ratio(channels, 3))
+        assert r["latency_ratio"] > 0
