@@ -334,8 +334,14 @@ def _quantize_onnx(source, target, quant, calib_inputs, uint8_input):
 
         feeds = np.clip(np.round(calib_inputs * 255), 0, 255).astype("uint8") if uint8_input else calib_inputs
         name = onnx.load(source).graph.input[0].name
-        quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+        for per_channel in (True, False):
+            try:
+                quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
+                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel)
+                return
+            except IndexError:  # per-channel trips on scalar constants (hard-swish's 3 and 1/6): per-tensor
+                if not per_channel:
+                    raise
 
 
 class _Reader:
