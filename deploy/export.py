@@ -174,7 +174,7 @@ def resolve_model(model, input_size=None, examples=None):
     elif str(model).endswith(".keras"):
         if not Path(model).is_file():
             raise GardenError(f"model file {model} does not exist")
-        keras_model = keras.saving.load_model(model, safe_mode=True)
+        keras_model = keras.saving.load_model(model, safe_mode=True, compile=False)
         name = Path(model).stem
     else:
         keras_model, name = _build_registered(str(model), input_size, examples), str(model)
