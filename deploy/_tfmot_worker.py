@@ -327,7 +327,8 @@ def main(workdir):
     twin = build_twin(spec, weights)
     twin_output = twin.predict(data["reference_inputs"], verbose=0)
     result = {"twin_max_abs_diff": float(np.max(np.abs(twin_output - data["reference_outputs"])))}
-    if result["twin_max_abs_diff"] > job["twin_tolerance"]:
+    scale = max(1.0, float(np.max(np.abs(data["reference_outputs"]))))  # tolerance relative to large logits
+    if result["twin_max_abs_diff"] > job["twin_tolerance"] * scale:
         raise SystemExit(f"tf_keras twin differs from the Keras 3 model by {result['twin_max_abs_diff']:.3g}")
     x, y, calib = data["train_inputs"], data["train_targets"], data["calib_inputs"]
     technique, input_shape = job["technique"], tuple(job["input_shape"])

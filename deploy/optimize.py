@@ -154,5 +154,5 @@ def pruning_speed(job, workdir, repeats=30):
         speed[f"{label}_bytes"] = path.stat().st_size
     base = speed[f"original_1t_ms"]
     speed["sparse_speedup_1t"] = round(base / speed["pruned_sparse_1t_ms"], 3)
-    speed["faster"] = speed["sparse_speedup_1t"] > 1.05
+    speed["faster"] = speed["sparse_speedup_1t"] > 1.2  # below that, timing noise on a shared CPU
     return speed
