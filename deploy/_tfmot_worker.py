@@ -260,6 +260,12 @@ def clustered(model, clusters):
 
 
 def fine_tune(model, x, y, job, callbacks=()):
+    """A few steps of Adam on the calibration data, batch norm frozen (its statistics from few
+    images at small batches would undo the trained ones)."""
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)  # inside tfmot's wrappers
+        if isinstance(inner, L.BatchNormalization):
+            inner.trainable = False
     loss = tf_keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, ignore_class=255 if job["task"] == "segmentation" else None)
     model.compile(optimizer=tf_keras.optimizers.Adam(job["learning_rate"]), loss=loss)

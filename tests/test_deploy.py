@@ -75,7 +75,7 @@ def test_tflite_every_quant_matches_keras(tiny_classifier, tmp_path, quant):
     quality = report["quality"]
     assert quality["metric"] == "accuracy" and quality["float"] > 30  # it learned something
     assert quality["drop"] <= 5 and quality["agreement"] >= 85
-    tolerance = {"fp32": 1e-4, "fp16": 0.05, "dynamic": 0.3, "int8": 0.5, "int8-io": 0.5}[quant]
+    tolerance = {"fp32": 1e-4, "fp16": 0.05, "dynamic": 0.5, "int8": 1.5, "int8-io": 1.5}[quant]  # logits, not probabilities
     assert quality["max_abs_diff"] < tolerance
     # The file really runs standalone, with the input type the sidecar says.
     runner = check.LiteRTRunner(result.path)
