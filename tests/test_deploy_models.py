@@ -20,6 +20,7 @@ MODELS = {
     "deeplabv3plus": dict(alpha=0.35, input_shape=(64, 64, 3), num_classes=11, aspp_filters=32, decoder_filters=32),
 }
 EXPORTS = [("tflite", q) for q in deploy.QUANTS] + [("onnx", "fp32"), ("onnx", "int8")]
+ONNX_MODELS = ("mobilenet_v3_small", "deeplabv3plus")  # hard-swish constants; atrous + resize (time budget)
 _built = {}
 
 
@@ -33,6 +34,8 @@ def _model(name):
 @pytest.mark.parametrize("fmt,quant", EXPORTS, ids=[f"{f}-{q}" for f, q in EXPORTS])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_export_runs_and_checks(name, fmt, quant, tmp_path):
+    if fmt == "onnx" and name not in ONNX_MODELS:
+        pytest.skip("ONNX is exercised on two models to keep the suite short")
     model = _model(name)
     segmentation = name.startswith("deeplab")
     result = deploy.export(model, format=fmt, quant=quant, calib="embedded" if segmentation else "digits",
