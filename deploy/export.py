@@ -174,7 +174,7 @@ def resolve_model(model, input_size=None, examples=None):
     elif str(model).endswith(".keras"):
         if not Path(model).is_file():
             raise GardenError(f"model file {model} does not exist")
-        keras_model = keras.saving.load_model(model, safe_mode=True)
+        keras_model = keras.saving.load_model(model, safe_mode=True, compile=False)
         name = Path(model).stem
     else:
         keras_model, name = _build_registered(str(model), input_size, examples), str(model)
@@ -265,6 +265,7 @@ def convert_tflite(model, input_shape, quant, calib_inputs, path, output="logits
     module = _serving_function(model, input_shape, output)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.experimental_lower_to_saved_model = False  # freeze the graph directly: much faster
     if quant != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "fp16":
@@ -293,8 +294,12 @@ def run_converter(converter, name):
 
 def convert_onnx(model, input_shape, quant, calib_inputs, path, output="logits"):
     """Write ``model`` as ONNX at ``path`` (tf2onnx), then quantize it with onnxruntime's tools."""
+    import logging
+
     import tf2onnx
 
+    # tf2onnx logs a traceback when one of its optional graph optimizers gives up; the graph is fine.
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     uint8_input = quant == "int8-io"
     module = _serving_function(model, input_shape, output, uint8_input)
     float_path = f"{path}.float.onnx"
@@ -329,8 +334,14 @@ def _quantize_onnx(source, target, quant, calib_inputs, uint8_input):
 
         feeds = np.clip(np.round(calib_inputs * 255), 0, 255).astype("uint8") if uint8_input else calib_inputs
         name = onnx.load(source).graph.input[0].name
-        quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+        for per_channel in (True, False):
+            try:
+                quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
+                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel)
+                return
+            except IndexError:  # per-channel trips on scalar constants (hard-swish's 3 and 1/6): per-tensor
+                if not per_channel:
+                    raise
 
 
 class _Reader:

@@ -90,7 +90,8 @@ def optimize_and_export(
 def _write_job(job, workdir, *, train_count, calib_count, **settings):
     model = job.model
     (workdir / "spec.json").write_text(json.dumps(model.get_config(), default=_jsonable))
-    weights = {f"{layer.name}:{i}": np.asarray(w) for layer in model.layers for i, w in enumerate(layer.get_weights())}
+    weights = {f"{layer.name}:{i}": np.asarray(w) for layer in _flat_layers(model)
+               for i, w in enumerate(layer.get_weights())}
     np.savez(workdir / "weights.npz", **weights)
     reference_inputs = job.check_inputs[:8]
     np.savez(
@@ -103,6 +104,17 @@ def _write_job(job, workdir, *, train_count, calib_count, **settings):
     )
     job_settings = {**settings, "task": job.task, "input_shape": list(job.input_shape)}
     (workdir / "job.json").write_text(json.dumps(job_settings))
+
+
+def _flat_layers(model):
+    """The layers of ``model`` with nested models opened up (the twin is built flat)."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
 
 
 def _jsonable(value):
@@ -142,5 +154,5 @@ def pruning_speed(job, workdir, repeats=30):
         speed[f"{label}_bytes"] = path.stat().st_size
     base = speed[f"original_1t_ms"]
     speed["sparse_speedup_1t"] = round(base / speed["pruned_sparse_1t_ms"], 3)
-    speed["faster"] = speed["sparse_speedup_1t"] > 1.05
+    speed["faster"] = speed["sparse_speedup_1t"] > 1.2  # below that, timing noise on a shared CPU
     return speed

@@ -1,0 +1,184 @@
+"""The deploy pipeline: TFLite/ONNX export in every quant mode, checked by running the file written."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import deploy
+from deploy import calibrate, check, sidecar
+from deploy.export import resolve_model
+from garden.errors import GardenError
+
+SIDECAR_KEYS = {"format_version", "model", "task", "input", "output", "class_names", "colors", "quantization",
+                "params", "macs", "garden_version"}
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    """A small functional classifier trained a few steps on digits, so its predictions mean something."""
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", name="dw")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="act")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu", name="pw")(x)
+    x = keras.layers.AveragePooling2D(2, name="pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(10, name="predictions")(x)
+    model = keras.Model(inputs, x, name="tiny")
+    images, labels = calibrate.prepare(calibrate.load_source("digits"), (16, 16, 1))
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter():
+    """A small functional segmenter with ASPP (dilated, separable) and a bilinear resize."""
+    from garden.layers import ResizeLike, atrous_spatial_pyramid_pooling, conv_norm_act
+
+    inputs = keras.Input((32, 32, 3))
+    x = conv_norm_act(inputs, 8, 3, 2, name="c1")
+    x = conv_norm_act(x, 16, 3, 2, name="c2")
+    x = atrous_spatial_pyramid_pooling(x, 16, rates=(2, 4), name="aspp")
+    x = keras.layers.Conv2D(11, 1, name="logits")(x)
+    x = ResizeLike(name="logits_resize")([x, inputs])
+    return keras.Model(inputs, x, name="tiny_seg")
+
+
+def _assert_exported(result, model, quant):
+    assert result.path.exists() and result.sidecar_path.exists()
+    meta = json.loads(result.sidecar_path.read_text())
+    assert set(meta) == SIDECAR_KEYS
+    assert meta["quantization"] == quant
+    assert meta["params"] == model.count_params()
+    assert len(meta["colors"]) == len(meta["class_names"]) == meta["output"]["num_classes"]
+    report = json.loads(Path(result.report_paths[0]).read_text())
+    assert report["size_bytes"] == result.path.stat().st_size
+    assert all(t["median_ms"] > 0 for t in report["latency"].values())
+    assert "SPACE_TO_BATCH_ND" not in report["ops"] and "FlexDelegate" not in str(report["ops"])
+    leftovers = [p for p in result.path.parent.iterdir() if p.name.startswith(".")]
+    assert not leftovers
+    return report
+
+
+@pytest.mark.parametrize("quant", deploy.QUANTS)
+def test_tflite_every_quant_matches_keras(tiny_classifier, tmp_path, quant):
+    result = deploy.export(tiny_classifier, quant=quant, calib="digits", out=tmp_path, calib_count=32,
+                           check_count=64, repeats=3)
+    report = _assert_exported(result, tiny_classifier, quant)
+    quality = report["quality"]
+    assert quality["metric"] == "accuracy" and quality["float"] > 30  # it learned something
+    assert quality["drop"] <= 5 and quality["agreement"] >= 85
+    tolerance = {"fp32": 1e-4, "fp16": 0.05, "dynamic": 0.5, "int8": 1.5, "int8-io": 1.5}[quant]  # logits, not probabilities
+    assert quality["max_abs_diff"] < tolerance
+    # The file really runs standalone, with the input type the sidecar says.
+    runner = check.LiteRTRunner(result.path)
+    meta = json.loads(result.sidecar_path.read_text())
+    assert str(runner.input_dtype) == meta["input"]["dtype"] == ("uint8" if quant == "int8-io" else "float32")
+    if quant in ("int8", "int8-io"):
+        assert not report["float_ops"], report["float_ops"]
+        assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= set(report["ops"])
+
+
+@pytest.mark.parametrize("quant", deploy.QUANTS)
+def test_onnx_every_quant(tiny_classifier, tmp_path, quant):
+    result = deploy.export(tiny_classifier, format="onnx", quant=quant, calib="digits", out=tmp_path,
+                           calib_count=32, check_count=64, repeats=3)
+    report = _assert_exported(result, tiny_classifier, quant)
+    assert report["quality"]["agreement"] >= 85
+    assert set(report["latency"]) == {"onnxruntime_1_thread", f"onnxruntime_{check.all_threads()}_threads"}
+
+
+def test_segmenter_class_map_int8_io(tiny_segmenter, tmp_path):
+    data = calibrate._shapes_segmentation(num_images=8, size=32)
+    result = deploy.export(tiny_segmenter, quant="int8-io", output="class_map", calib=data, out=tmp_path,
+                           repeats=2)
+    report = _assert_exported(result, tiny_segmenter, "int8-io")
+    assert report["quality"]["metric"] == "mean_iou"
+    assert "ARG_MAX" in report["ops"] and "RESIZE_BILINEAR" in report["ops"]
+    runner = check.LiteRTRunner(result.path)
+    out = runner.run(np.zeros((1, 32, 32, 3), "float32"))
+    assert out.shape == (1, 32, 32) and out.dtype.kind in "iu"
+    assert json.loads(result.sidecar_path.read_text())["output"]["kind"] == "class_map"
+
+
+def test_max_drop_fails_and_leaves_nothing(tiny_classifier, tmp_path):
+    with pytest.raises(GardenError, match="max-drop"):
+        deploy.export(tiny_classifier, quant="int8", calib="digits", out=tmp_path, max_drop=-1, calib_count=8,
+                      check_count=8, repeats=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tensorflow_ops_fail_loudly(tmp_path):
+    @keras.saving.register_keras_serializable(package="test_deploy")
+    class Inverse(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.inv(x)
+
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Reshape((4, 4))(inputs)
+    x = keras.layers.Flatten()(Inverse()(x))
+    model = keras.Model(inputs, keras.layers.Dense(10)(x), name="needs_tf_ops")
+    with pytest.raises(GardenError, match="TFLite"):
+        deploy.export(model, calib="digits", out=tmp_path, calib_count=2, check_count=2, repeats=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_softmax_is_refused():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    with pytest.raises(GardenError, match="softmax"):
+        resolve_model(keras.Model(inputs, x))
+
+
+def test_mean_iou_by_hand():
+    truth = np.array([[0, 0, 1, 1], [0, 0, 1, 255]])
+    guess = np.array([[0, 1, 1, 1], [0, 0, 0, 1]])
+    # class 0: TP 3, FP 1, FN 1 -> 3/5; class 1: TP 2, FP 1, FN 1 -> 2/4 (the ignored pixel does not count)
+    assert check.mean_iou(guess, truth, 2) == pytest.approx((3 / 5 + 2 / 4) / 2)
+
+
+def test_palette_and_calibration_resize():
+    colours = sidecar.palette(4)
+    assert colours[:4] == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    inputs, targets = calibrate.prepare(calibrate.load_source("digits"), (20, 24, 3))
+    assert inputs.shape[1:] == (20, 24, 3) and inputs.dtype == np.float32
+    assert 0.0 <= inputs.min() and inputs.max() <= 1.0 and targets.shape == (len(inputs),)
+
+
+def test_cli_export_and_errors(tmp_path):
+    from garden.cli import main
+
+    out = tmp_path / "o"
+    out.mkdir()
+    assert main(["export", "lenet5", "--quant", "int8", "--calib", "digits", "--calib-count", "8",
+                 "--check-count", "16", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "lenet5_int8.json", "lenet5_int8.report.json", "lenet5_int8.report.md", "lenet5_int8.tflite"]
+    done = subprocess.run([sys.executable, "-m", "garden", "export", "lenet5", "--out", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "does not exist" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_bench_separable_quick(tmp_path):
+    from deploy.separable import run_bench
+    from garden.profiler import separable_ratio
+
+    rows = run_bench(input_size=32, alpha=0.25, out=tmp_path, repeats=2, quick=True)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"separable.md", "separable.json", "separable.png", "mobilenet_v1_standard_fp32.tflite",
+            "mobilenet_v1_standard_fp32.json", "mobilenet_v1_int8.tflite"} <= names
+    models = [r for r in rows if r["theory"] is None]
+    assert len(models) == 2 and all(r["macs_ratio"] < 0.2 for r in models)
+    for r in rows:
+        if r["theory"] is not None:
+            channels = int(r["what"].split("=")[-1])
+            assert r["macs_ratio"] == pytest.approx(separable_ratio(channels, 3))
+        assert r["latency_ratio"] > 0
