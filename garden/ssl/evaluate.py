@@ -17,6 +17,28 @@ from keras import layers
 from garden.errors import GardenError
 
 
+def recalibrate_batch_norm(model, images, count=512, seed=0):
+    """Set every batch norm's moving statistics to those of ``count`` of ``images`` (no labels used).
+
+    Keras's moving averages (momentum 0.99) are still far from the data after the few hundred
+    steps of a small run, and an encoder pre-trained on tiles or patches (Jigsaw, CPC) has never
+    seen whole images; one pass in training mode with momentum 0 fixes both.
+    """
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
+    if not norms:
+        return model
+    chosen = np.random.default_rng(seed).permutation(len(images))[:count]
+    momenta = [norm.momentum for norm in norms]
+    try:
+        for norm in norms:
+            norm.momentum = 0.0
+        model(images[np.sort(chosen)], training=True)
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+    return model
+
+
 def extract_features(encoder, images, batch_size=256):
     """The encoder's feature vectors (N, D) of float images, in inference mode."""
     return np.asarray(encoder.predict(images, batch_size=batch_size, verbose=0), dtype="float32")
@@ -103,6 +125,7 @@ def finetune(
         metrics=["accuracy"],
     )
     model.fit(train_images, train_labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    recalibrate_batch_norm(model, train_images, seed=seed)
     return float(model.evaluate(test_images, test_labels, batch_size=256, verbose=0)[1])
 
 

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from garden.errors import GardenError
+from garden.ssl.evaluate import recalibrate_batch_norm
 
 
 @dataclass
@@ -62,6 +63,8 @@ def pretrain(method, images, *, epochs=10, batch_size=128, learning_rate=1e-3, w
              verbose=0, **arguments):
     """Build ``method`` for ``images``' shape, train it ``epochs`` with AdamW, return a ``PretrainResult``.
 
+    The encoder's batch-norm statistics are then set from the images (``recalibrate_batch_norm``).
+
     ``arguments`` go to the method's builder (``backbone=``, ``temperature=``, ``views=``...);
     ``total_steps`` of a momentum schedule is set to the length of this run.
     """
@@ -81,6 +84,7 @@ def pretrain(method, images, *, epochs=10, batch_size=128, learning_rate=1e-3, w
     start = time.perf_counter()
     history = model.fit(batches, epochs=epochs, verbose=verbose)
     seconds = time.perf_counter() - start
+    recalibrate_batch_norm(model.encoder, images, seed=seed)
     return PretrainResult(method, model, model.encoder, dict(history.history), seconds, dict(arguments))
 
 
