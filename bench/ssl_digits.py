@@ -62,11 +62,35 @@ def row(name, seconds, epochs, scores):
     return f"| {name} | {seconds} | {epochs} | " + " | ".join(cells) + " |"
 
 
+def plot_curves(curves, path):
+    """One small panel per method: its pre-training loss per epoch."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    columns = 3
+    rows = math.ceil(len(curves) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows), dpi=100, squeeze=False)
+    for axis, (method, losses) in zip(axes.flat, curves.items()):
+        axis.plot(range(1, len(losses) + 1), losses, marker="o", markersize=2)
+        axis.set_title(method, fontsize=9)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(curves):]:
+        axis.axis("off")
+    figure.supxlabel("epoch", fontsize=8)
+    figure.supylabel("pre-training loss", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every method's epochs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", metavar="PNG", help="write every method's pre-training loss curve in one figure")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -84,16 +108,20 @@ def main(argv=None):
     lines.append(row("random init (no training)", "-", "-", {k: v for k, v in random_scores.items() if k != "finetune_10"}))
     lines.append(row("supervised from scratch, 10% labels", "-", "-", {"finetune_10": random_scores["finetune_10"]}))
     print("\n".join(lines), file=sys.stderr)
+    curves = {}
     for method in args.methods:
         settings = dict(SETTINGS[method])
         epochs = max(1, round(settings.pop("epochs") * args.epochs_scale))
         result = pretrain(method, train_x, epochs=epochs, learning_rate=LEARNING_RATE, seed=args.seed,
                           backbone=BACKBONE, **settings)
+        curves[method] = result.history["loss"]
         scores = evaluate_encoder(result.encoder, data, subset)
         lines.append(row(method, f"{result.seconds:.0f}", epochs, scores))
         print(lines[-1], file=sys.stderr)
         keras.backend.clear_session()
     print("\n".join(lines))
+    if args.plot:
+        plot_curves(curves, args.plot)
     print(f"\naccuracy in % on {len(test_x)} held-out digits; total {time.perf_counter() - start:.0f} s")
 
 

@@ -78,13 +78,13 @@ class Jigsaw(SSLModel):
 
     def __init__(
         self, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2,
-        seed=0, **kwargs,
+        upscale=1, seed=0, **kwargs,
     ):
         check_square(input_shape, "jigsaw")
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
-        self.num_permutations, self.gap = num_permutations, gap
+        self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
         self.permutations = maximal_hamming_permutations(num_permutations, seed=seed)
-        self.cell = input_shape[0] // 3
+        self.cell = input_shape[0] * upscale // 3
         self.tile = max(1, int(round(self.cell * (1.0 - gap))))
         # The tiles are smaller than the image, so the encoder takes any size.
         self.encoder = build_encoder(backbone, (None, None, input_shape[-1]))
@@ -92,6 +92,9 @@ class Jigsaw(SSLModel):
 
     def call(self, images, training=False):
         n = ops.shape(images)[0]
+        if self.upscale != 1:  # tiles closer in size to the whole images the encoder will see later
+            side = images.shape[1] * self.upscale
+            images = ops.image.resize(images, (side, side), interpolation="bilinear")
         # Jitter the whole grid by up to the gap (per image), then cut the tiles at fixed places.
         x = random_translate(images, (self.cell - self.tile) / 2, self.seed_generator)
         starts = [index * self.cell + (self.cell - self.tile) // 2 for index in range(3)]
@@ -112,11 +115,14 @@ class Jigsaw(SSLModel):
 
 
 def build_jigsaw(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2, seed=0,
-    name="jigsaw",
+    *, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2, upscale=1,
+    seed=0, name="jigsaw",
 ):
-    """Jigsaw puzzles (Noroozi & Favaro, 2016): predict the permutation index of 3x3 shuffled tiles."""
-    return Jigsaw(backbone, input_shape, num_permutations, hidden_units, gap, seed, name=name).build_now()
+    """Jigsaw puzzles (Noroozi & Favaro, 2016): predict the permutation index of 3x3 shuffled tiles.
+
+    ``upscale`` enlarges the image before cutting, so that tiles are nearer the encoder's later input size.
+    """
+    return Jigsaw(backbone, input_shape, num_permutations, hidden_units, gap, upscale, seed, name=name).build_now()
 
 
 # ---------------------------------------------------------------- Colorization
