@@ -92,8 +92,9 @@ class MomentumTarget:
 
     Mixin for BYOL and MoCo: ``self.online_layers`` / ``self.target_layers`` are parallel lists of
     identically built layers; ``self.momentum`` is the base decay and ``self.total_steps`` the length
-    of the cosine schedule. The target is frozen (``trainable=False``, batch norms use their EMA
-    statistics) and copies every online variable, the batch-norm statistics included.
+    of the cosine schedule. The target's variables are marked non-trainable (no gradient, no
+    optimizer slot) while its layers stay in training mode, so its batch norms normalise with the
+    batch statistics, as in BYOL.
     """
 
     def add_ema_step(self):
@@ -103,7 +104,8 @@ class MomentumTarget:
     def init_target(self):
         """Freeze the target and copy the online weights into it (after the model is built)."""
         for target in self.target_layers:
-            target.trainable = False
+            for variable in target.weights:
+                variable.trainable = False
         for online, target in zip(self.online_layers, self.target_layers):
             target.set_weights(online.get_weights())
 

@@ -29,9 +29,11 @@ class CPC(SSLModel):
 
     def __init__(
         self, backbone="small_cnn", input_shape=(32, 32, 3), patch=16, stride=8, steps=2, context_units=256,
-        seed=0, **kwargs,
+        temperature=None, views=None, seed=0, **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+        self.temperature = temperature
+        self.views = None if views is None else recipe(views, ViewRecipe())
         height, width = input_shape[0], input_shape[1]
         self.rows, self.cols = (height - patch) // stride + 1, (width - patch) // stride + 1
         if patch > min(height, width) or self.rows < 2:
@@ -46,6 +48,8 @@ class CPC(SSLModel):
 
     def call(self, images, training=False):
         n, rows, cols, p, s = ops.shape(images)[0], self.rows, self.cols, self.patch, self.stride
+        if self.views is not None:
+            images = make_view(images, self.views, self.seed_generator)
         patches = ops.stack(
             [images[:, i * s:i * s + p, j * s:j * s + p] for i in range(rows) for j in range(cols)], axis=1
         )
@@ -68,15 +72,26 @@ class CPC(SSLModel):
         }
 
     def ssl_loss(self, outputs):
-        return losses.info_nce(outputs["predictions"], outputs["keys"], outputs["positives"])
+        if self.temperature is None:  # the paper's log-bilinear score
+            return losses.info_nce(outputs["predictions"], outputs["keys"], outputs["positives"])
+        return losses.info_nce(
+            outputs["predictions"], outputs["keys"], outputs["positives"], temperature=self.temperature, normalize=True
+        )
 
 
 def build_cpc(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), patch=16, stride=8, steps=2, context_units=256, seed=0,
-    name="cpc",
+    *, backbone="small_cnn", input_shape=(32, 32, 3), patch=16, stride=8, steps=2, context_units=256,
+    temperature=None, views=None, seed=0, name="cpc",
 ):
-    """CPC (van den Oord et al., 2018): predict patch embeddings rows ahead from a GRU context, InfoNCE."""
-    return CPC(backbone, input_shape, patch, stride, steps, context_units, seed, name=name).build_now()
+    """CPC (van den Oord et al., 2018): predict patch embeddings rows ahead from a GRU context, InfoNCE.
+
+    ``temperature`` switches the score to cosine similarity over a temperature; ``views`` (a
+    ``ViewRecipe`` or a dict of changes to SimCLR's) augments each image before it is cut into
+    patches, as CPC v2 does (Henaff et al., 2020).
+    """
+    return CPC(
+        backbone, input_shape, patch, stride, steps, context_units, temperature, views, seed, name=name
+    ).build_now()
 
 
 # ---------------------------------------------------------------- SimCLR
@@ -149,7 +164,9 @@ class MoCoV2(MomentumTarget, SSLModel):
         queries = self.projector(
             self.encoder(make_view(images, self.views, self.seed_generator), training=training), training=training
         )
-        keys = self.key_projector(self.key_encoder(make_view(images, self.views, self.seed_generator)))
+        keys = self.key_projector(
+            self.key_encoder(make_view(images, self.views, self.seed_generator), training=training), training=training
+        )
         keys = losses.l2_normalize(ops.stop_gradient(keys))
         queue = ops.copy(ops.convert_to_tensor(self.queue))  # before this batch's keys join it
         if training:

@@ -53,7 +53,7 @@ class BYOL(MomentumTarget, SSLModel):
             x = make_view(images, view, self.seed_generator)
             projection = self.projector(self.encoder(x, training=training), training=training)
             outputs[f"p{index}"] = self.predictor(projection, training=training)
-            outputs[f"t{index}"] = self.target_projector(self.target_encoder(x))
+            outputs[f"t{index}"] = self.target_projector(self.target_encoder(x, training=training), training=training)
         return outputs
 
     def ssl_loss(self, outputs):
