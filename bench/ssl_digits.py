@@ -31,13 +31,15 @@ BACKBONE = "small_cnn"
 DIGIT_VIEWS = {"flip": False, "crop_scale": (0.3, 1.0)}
 # Per method: epochs, batch size, learning rate and builder arguments. 1,438 training images.
 SETTINGS = {
-    "rotnet": dict(epochs=6, batch_size=64),
+    "rotnet": dict(epochs=8, batch_size=64),
     "jigsaw": dict(epochs=10, batch_size=64),
-    "colorization": dict(epochs=10, batch_size=64),
-    "cpc": dict(epochs=10, batch_size=64),
+    "colorization": dict(epochs=20, batch_size=64),
+    # CPC v2-style (Henaff et al., 2020): augmented images, cosine scores over a temperature.
+    "cpc": dict(epochs=10, batch_size=64, temperature=0.1, views={"flip": False, "crop_scale": (0.5, 1.0)}),
     "simclr": dict(epochs=10, batch_size=64, temperature=0.2, views=DIGIT_VIEWS),
     "moco_v2": dict(epochs=10, batch_size=64, views=DIGIT_VIEWS),
-    "byol": dict(epochs=10, batch_size=64, views=DIGIT_VIEWS),
+    # A short run: a faster-moving target (base momentum 0.96), no solarization of gray digits.
+    "byol": dict(epochs=10, batch_size=64, momentum=0.96, views={**DIGIT_VIEWS, "solarize_probability": 0.0}),
     "barlow_twins": dict(epochs=10, batch_size=64, views=DIGIT_VIEWS),
     "simsiam": dict(epochs=10, batch_size=64, views=DIGIT_VIEWS),
 }
