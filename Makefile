@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m garden.demo --out demo_out
 
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the edge app's --serve browser test; installed once, only where apt-get
+# can run (root). Without it that one test skips and says why.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (apt-get) for the edge app's browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
+		echo "could not install chromium: the --serve browser test will skip"; \
+	fi
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

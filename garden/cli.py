@@ -13,7 +13,7 @@ from garden.errors import GardenError, UsageError
 
 # Capabilities beyond the foundation add their subcommands here: each module named has
 # ``add_commands(commands)``, which adds parsers whose ``run(args)`` is set with ``set_defaults``.
-COMMAND_MODULES = ("garden.ssl.cli",)
+COMMAND_MODULES = ("garden.segmentation.cli", "garden.train.cli", "deploy.cli", "garden.ssl.cli")
 
 
 class Parser(argparse.ArgumentParser):
@@ -192,6 +192,7 @@ def main(argv=None):
 
     try:
         args = build_parser().parse_args(argv)
+        args.argv, args.from_command_line = list(sys.argv[1:] if argv is None else argv), argv is None
         args.run(args)
     except (GardenError, UnknownModelError, UnknownArgumentError, OSError) as error:
         if os.environ.get("GARDEN_DEBUG"):

@@ -112,3 +112,10 @@ def test_small_cnn_is_a_classification_model():
     features = garden.create_model("small_cnn", features_only=True)
     assert sorted(features.output) == ["stride_2", "stride_4", "stride_8"]
     assert features.output["stride_8"].shape[1:3] == (4, 4)
+
+
+@pytest.mark.parametrize("name", ["simclr", "colorization"])
+def test_ssl_encoders_are_functional_and_profile(name):
+    model = garden.create_model(name, input_shape=(16, 16, 3))
+    result = garden.profile(model.encoder)
+    assert result.total["params"] == model.encoder.count_params()

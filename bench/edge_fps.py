@@ -1,0 +1,182 @@
+"""How fast is garden-edge on this CPU? Per-stage median/p90 for fp32 vs int8, 1 and 2 threads.
+
+    python bench/edge_fps.py                 # garden's deeplabv3plus exported by deploy (int8-io, fp32)
+    python bench/edge_fps.py --int8 m_int8.tflite --fp32 m.tflite   # your own files
+    python bench/edge_fps.py --standin       # a Keras stand-in of the same shapes (no garden/deploy)
+
+Goal (issue 8): the int8 DeepLabv3+ (MobileNetV2, separable head) at 257x257 with one thread runs at
+>= 50 FPS end to end, and everything except inference takes < 25% of the frame time.
+
+By default the script exports garden's ``deeplabv3plus`` at 257x257 with the deploy pipeline
+(``int8-io``: uint8 in and out, and ``fp32``). ``--standin`` builds a Keras model of the same shapes instead: keras.applications MobileNetV2
+(random weights, stride-16 features), a separable ASPP, the DeepLabv3+ decoder with stride-4 skip,
+11 classes, bilinear back to 257x257; converted to fp32 and full-int8 (int8 in/out) TFLite. The
+app itself (``python -m edge_app --benchmark N --json``) is what is timed, in a subprocess, on a
+generated 640x480 video.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SIDE, CLASSES = 257, 11
+REFERENCE_INFERENCE_MS = 13.0  # a plain int8 DeepLabv3+ (MobileNetV2) at 257x257 on this CPU (issue 8)
+STAGES = ("capture", "preprocess", "inference", "postprocess", "render")
+
+
+def stand_in_deeplab():
+    """DeepLabv3+-shaped Keras model: MobileNetV2 stride-16 features, separable ASPP and decoder."""
+    import keras
+    from keras import layers
+
+    backbone = keras.applications.MobileNetV2(input_shape=(SIDE, SIDE, 3), include_top=False, weights=None)
+    high = backbone.get_layer("block_13_expand_relu").output  # stride 16, 17x17x576
+    low = backbone.get_layer("block_3_expand_relu").output  # stride 4, 65x65x144
+
+    def sep(x, filters, rate=1):
+        x = layers.SeparableConv2D(filters, 3, padding="same", dilation_rate=rate, use_bias=False)(x)
+        return layers.ReLU()(layers.BatchNormalization()(x))
+
+    def pointwise(x, filters):
+        return layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(filters, 1, use_bias=False)(x)))
+
+    pooled = layers.GlobalAveragePooling2D(keepdims=True)(high)
+    pooled = layers.UpSampling2D(high.shape[1], interpolation="nearest")(pointwise(pooled, 256))
+    aspp = layers.Concatenate()([pointwise(high, 256), sep(high, 256, 6), sep(high, 256, 12), pooled])
+    aspp = pointwise(aspp, 256)
+    up = layers.Resizing(low.shape[1], low.shape[2], interpolation="bilinear")(aspp)
+    x = layers.Concatenate()([up, pointwise(low, 48)])
+    x = sep(sep(x, 256), 256)
+    x = layers.Conv2D(CLASSES, 1)(x)
+    logits = layers.Resizing(SIDE, SIDE, interpolation="bilinear")(x)
+    return keras.Model(backbone.input, logits, name="deeplabv3plus_mobilenet_v2_standin")
+
+
+def export_deeplab(work, quant):
+    """The real thing: garden's deeplabv3plus (MobileNetV2, separable ASPP and decoder) at 257x257,
+    exported by the deploy pipeline (untrained weights: the timing does not depend on them)."""
+    import deploy
+
+    result = deploy.export("deeplabv3plus", quant=quant, input_size=SIDE, calib="embedded", calib_count=16,
+                           check_count=4, repeats=3, out=work, name=f"deeplabv3plus_{quant}")
+    return str(result.path)
+
+
+def convert(model, path, int8):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        rng = np.random.default_rng(0)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([rng.random((1, SIDE, SIDE, 3), np.float32)] for _ in range(8))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    path.write_bytes(converter.convert())
+    sidecar = {
+        "format_version": 1, "model": model.name, "task": "segmentation",
+        "input": {"height": SIDE, "width": SIDE, "channels": 3, "layout": "NHWC", "dtype": "int8" if int8 else "float32",
+                  "scale": 1 / 255, "mean": [0, 0, 0], "std": [1, 1, 1]},
+        "output": {"kind": "logits", "num_classes": CLASSES},
+        "class_names": ["background"] + [str(i) for i in range(CLASSES - 1)],
+        "quantization": "int8" if int8 else "fp32", "params": int(model.count_params()),
+    }
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    return path
+
+
+def write_video(path, frames=120, size=(640, 480)):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 60, np.uint8)
+        for _ in range(6):
+            x, y = (int(v) for v in rng.integers(0, size[0] - 80, 1)[0:1].tolist() + rng.integers(0, size[1] - 80, 1).tolist())
+            cv2.rectangle(frame, (x + i, y), (x + i + 80, y + 60), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def run_app(model, video, threads, frames):
+    command = [sys.executable, "-m", "edge_app", "--model", str(model), "--source", str(video),
+               "--benchmark", str(frames), "--threads", str(threads), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if done.returncode:
+        sys.exit(f"garden-edge failed: {done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(rows):
+    head = f"| model | threads | FPS | {' | '.join(STAGES)} | sum of medians ms | non-inference share |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, threads, r in rows:
+        other = non_inference_ms(r)
+        share = other / (other + r["inference"])
+        stages = " | ".join(f"{r[s]:.2f} / {r['p90'][s]:.2f}" for s in STAGES)
+        lines.append(f"| {name} | {threads} | {r['fps']:.1f} | {stages} | {other + r['inference']:.2f} | {100 * share:.1f}% |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--int8", help="int8 .tflite (default: build the stand-in)")
+    parser.add_argument("--fp32", help="float .tflite (default: build the stand-in)")
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per setting; the fastest is kept (shared CPUs are noisy)")
+    parser.add_argument("--workdir", help="keep the generated models and video here")
+    parser.add_argument("--standin", action="store_true", help="time the Keras stand-in, not garden's deeplabv3plus")
+    args = parser.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="edge_fps_"))
+    work.mkdir(parents=True, exist_ok=True)
+    models = {"int8": args.int8, "fp32": args.fp32}
+    if not all(models.values()) and not args.standin:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        for kind, quant in (("int8", "int8-io"), ("fp32", "fp32")):
+            path = work / f"deeplabv3plus_{quant}.tflite"
+            models[kind] = models[kind] or (str(path) if path.exists() else export_deeplab(work, quant))
+    if not all(models.values()):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        model = stand_in_deeplab()
+        for kind in ("int8", "fp32"):
+            path = work / f"standin_{kind}.tflite"
+            models[kind] = models[kind] or str(path if path.exists() else convert(model, path, kind == "int8"))
+    video = work / "bench_640x480.mp4"
+    if not video.exists():
+        write_video(video)
+    rows = []
+    for kind in ("int8", "fp32"):
+        for threads in (int(t) for t in args.threads.split(",")):
+            runs = [run_app(models[kind], video, threads, args.frames) for _ in range(args.repeat)]
+            rows.append((f"{kind} {Path(models[kind]).name}", threads, max(runs, key=lambda r: r["fps"])))
+    print(f"garden-edge --benchmark {args.frames} on a 640x480 video, best of {args.repeat} runs; "
+          f"stage cells are median / p90 ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print(table(rows))
+    goal = next(r for name, t, r in rows if name.startswith("int8") and t == 1)
+    rest = non_inference_ms(goal)
+    share = rest / (rest + goal["inference"])
+    verdict = "PASS" if goal["fps"] >= 50 and share < 0.25 else "FAIL"
+    print(f"\ngoal (int8, 1 thread): {goal['fps']:.1f} FPS >= 50 and non-inference {rest:.2f} ms = "
+          f"{100 * share:.1f}% of the frame < 25%: {verdict}")
+    print(f"with the reference model's {REFERENCE_INFERENCE_MS:.0f} ms int8 inference the same {rest:.2f} ms would be "
+          f"{100 * rest / (rest + REFERENCE_INFERENCE_MS):.1f}% of a {rest + REFERENCE_INFERENCE_MS:.1f} ms frame "
+          f"({1000 / (rest + REFERENCE_INFERENCE_MS):.0f} FPS)")
+
+
+def non_inference_ms(result):
+    """Median milliseconds per frame spent outside the interpreter (the stages' medians summed)."""
+    return sum(result[s] for s in STAGES if s != "inference") + result["output"]
+
+
+if __name__ == "__main__":
+    main()

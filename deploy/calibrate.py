@@ -1,0 +1,125 @@
+"""Representative data for calibration and checking: any source the training engine reads.
+
+A source spec (``digits``, ``embedded``, ``cifar10:PATH``, a folder) is loaded through
+``garden.data.sources.load_source``; its images are resized to the model's input and converted to
+its input convention (float32 RGB or grey in [0, 1], ``garden.data.to_model_input``). Masks are
+resized with nearest neighbour so class indices survive.
+"""
+
+import cv2
+import numpy as np
+
+from garden.data import Subset, to_model_input
+from garden.errors import GardenError
+
+
+def load_source(spec, task=None):
+    """The training engine's loader; a small built-in stand-in until ``garden.data.sources`` exists."""
+    try:
+        from garden.data.sources import load_source as engine_load
+    except ImportError:
+        return _builtin_source(spec, task)
+    return engine_load(spec, task=task)
+
+
+def _builtin_source(spec, task):
+    if spec == "digits":
+        return _digits()
+    if spec == "embedded":
+        try:
+            from garden.data.embedded import embedded_segmentation
+        except ImportError:
+            return _shapes_segmentation()
+        return embedded_segmentation(num_images=64, size=96, seed=0)
+    raise GardenError(f"unknown data source {spec!r}: this build reads 'digits' and 'embedded'")
+
+
+def _digits():
+    """scikit-learn's 8x8 digits (bundled, nothing downloaded) as uint8 images."""
+    from sklearn.datasets import load_digits
+
+    from garden.data import ArrayExamples
+
+    data = load_digits()
+    images = np.round(data.images * (255.0 / 16.0)).astype("uint8")[..., None]
+    return ArrayExamples(images, data.target, [str(d) for d in range(10)], name="digits")
+
+
+def _shapes_segmentation(num_images=64, size=96, seed=0):
+    """Discs and boxes on a textured background: 3 classes (background, disc, box)."""
+    from garden.data import ArrayExamples
+
+    rng = np.random.default_rng(seed)
+    images = np.empty((num_images, size, size, 3), "uint8")
+    masks = np.zeros((num_images, size, size), "uint8")
+    for i in range(num_images):
+        image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
+        mask = masks[i]
+        for _ in range(rng.integers(1, 4)):
+            cls = int(rng.integers(1, 3))
+            colour = tuple(int(c) for c in rng.integers(120, 256, 3))
+            centre = tuple(int(c) for c in rng.integers(size // 6, size - size // 6, 2))
+            radius = int(rng.integers(size // 10, size // 4))
+            if cls == 1:
+                cv2.circle(image, centre, radius, colour, -1)
+                cv2.circle(mask, centre, radius, 1, -1)
+            else:
+                corner = (centre[0] - radius, centre[1] - radius)
+                opposite = (centre[0] + radius, centre[1] + radius)
+                cv2.rectangle(image, corner, opposite, colour, -1)
+                cv2.rectangle(mask, corner, opposite, 2, -1)
+        images[i] = image
+    return ArrayExamples(images, masks, ["background", "disc", "box"], task="segmentation", name="shapes")
+
+
+def take(examples, count, seed=0):
+    """At most ``count`` examples, a fixed shuffled subset."""
+    if count is None or count >= len(examples):
+        return examples
+    order = np.random.default_rng(seed).permutation(len(examples))[:count]
+    return Subset(examples, np.sort(order))
+
+
+def prepare(examples, input_shape):
+    """``(inputs, targets)``: inputs float32 ``(N, H, W, C)`` in [0, 1] at ``input_shape``.
+
+    Targets are class indices ``(N,)`` or nearest-neighbour-resized masks ``(N, H, W)`` uint8.
+    """
+    height, width, channels = input_shape
+    if len(examples) == 0:
+        raise GardenError(f"data source {examples.name!r} is empty")
+    images, targets = [], []
+    for image, target in examples:
+        images.append(_resize_image(image, height, width, channels))
+        if examples.task == "segmentation":
+            target = cv2.resize(np.asarray(target, "uint8"), (width, height), interpolation=cv2.INTER_NEAREST)
+        targets.append(target)
+    return to_model_input(np.stack(images)), np.asarray(targets)
+
+
+def _resize_image(image, height, width, channels):
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[:2] != (height, width):
+        interpolation = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
+        image = cv2.resize(image, (width, height), interpolation=interpolation)
+        if image.ndim == 2:
+            image = image[..., None]
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3 and image.shape[-1] == 1:
+        return np.repeat(image, 3, axis=-1)
+    if channels == 1 and image.shape[-1] == 3:
+        return np.round(image.astype("float32").mean(axis=-1, keepdims=True)).astype("uint8")
+    raise GardenError(f"cannot feed {image.shape[-1]}-channel images to a {channels}-channel model")
+
+
+def representative_dataset(inputs):
+    """A TFLite converter ``representative_dataset``: one batch-1 float32 input at a time."""
+
+    def generate():
+        for x in inputs:
+            yield [x[None].astype("float32")]
+
+    return generate

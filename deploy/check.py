@@ -1,0 +1,170 @@
+"""Run an exported file and compare it with the Keras model it came from.
+
+Every export is checked by running the file it wrote: in LiteRT (``ai_edge_litert``) for
+``.tflite`` and onnxruntime for ``.onnx``, on the ``--check`` data. Classifiers: top-1 accuracy
+of both and their top-1 agreement. Segmenters: mean IoU of both and pixel agreement. Both: the
+largest and mean absolute difference of the outputs (after dequantization).
+"""
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from garden.data import IGNORE_LABEL
+
+
+class LiteRTRunner:
+    """A ``.tflite`` file in LiteRT; ``run`` takes float inputs in [0, 1] and returns float or class outputs."""
+
+    def __init__(self, path, num_threads=1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_dtype(self):
+        return np.dtype(self.input["dtype"])
+
+    def feed(self, x):
+        """Quantize a float [0, 1] batch-1 input when the file takes integers."""
+        dtype = self.input_dtype
+        if dtype.kind in "iu":
+            scale, zero = self.input["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        return x.astype(dtype)
+
+    def invoke(self, fed):
+        self.interpreter.set_tensor(self.input["index"], fed)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+    def dequantize(self, y):
+        scale, zero = self.output["quantization"]
+        if np.dtype(self.output["dtype"]).kind in "iu" and scale:
+            return (y.astype("float32") - zero) * scale
+        return y
+
+    def run(self, inputs):
+        return np.concatenate([self.dequantize(self.invoke(self.feed(x[None]))) for x in inputs])
+
+
+class OnnxRunner:
+    """An ``.onnx`` file in onnxruntime on the CPU, with the same interface as ``LiteRTRunner``."""
+
+    def __init__(self, path, num_threads=1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.output_name = self.session.get_outputs()[0].name
+
+    @property
+    def input_dtype(self):
+        return np.dtype({"tensor(uint8)": "uint8", "tensor(float16)": "float16"}.get(self.input.type, "float32"))
+
+    def feed(self, x):
+        if self.input_dtype == np.uint8:
+            return np.clip(np.round(x * 255.0), 0, 255).astype("uint8")
+        return x.astype(self.input_dtype)
+
+    def invoke(self, fed):
+        return self.session.run([self.output_name], {self.input.name: fed})[0]
+
+    def dequantize(self, y):
+        return y.astype("float32") if y.dtype == np.float16 else y
+
+    def run(self, inputs):
+        return np.concatenate([self.dequantize(self.invoke(self.feed(x[None]))) for x in inputs])
+
+
+def open_runner(path, num_threads=1):
+    """The runner for a ``.tflite`` or ``.onnx`` file."""
+    suffix = Path(path).suffix
+    return (LiteRTRunner if suffix == ".tflite" else OnnxRunner)(path, num_threads)
+
+
+def all_threads():
+    return os.cpu_count() or 1
+
+
+def latency(runner, input_shape, repeats=30, warmup=3):
+    """Median and 90th percentile of one batch-1 inference, in milliseconds."""
+    fed = runner.feed(np.random.default_rng(0).random((1, *input_shape), dtype="float32"))
+    for _ in range(warmup):
+        runner.invoke(fed)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner.invoke(fed)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def accuracy(logits, labels):
+    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+def confusion(predicted, masks, num_classes):
+    """Confusion matrix (rows: truth, columns: prediction) over the pixels not marked ignore."""
+    keep = masks != IGNORE_LABEL
+    truth, guess = masks[keep].astype("int64"), predicted[keep].astype("int64")
+    valid = (truth < num_classes) & (guess < num_classes)
+    return np.bincount(truth[valid] * num_classes + guess[valid], minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
+
+
+def mean_iou(predicted, masks, num_classes):
+    """Mean over classes of TP / (TP + FP + FN), counting the classes that occur in truth or prediction."""
+    matrix = confusion(predicted, masks, num_classes)
+    tp = np.diag(matrix).astype("float64")
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    present = union > 0
+    return float(np.mean(tp[present] / union[present])) if present.any() else 0.0
+
+
+def class_of(outputs, output_kind):
+    return outputs.astype("int64") if output_kind == "class_map" else np.argmax(outputs, axis=-1)
+
+
+def compare(reference, artifact, targets, *, task, output_kind, num_classes):
+    """The check numbers: quality of both (points, 0-100), drop, agreement and output differences.
+
+    ``reference`` is the Keras model's logits; ``artifact`` the file's logits or class map.
+    """
+    ref_class = np.argmax(reference, axis=-1)
+    art_class = class_of(artifact, output_kind)
+    if task == "segmentation":
+        metric = "mean_iou"
+        float_quality = mean_iou(ref_class, targets, num_classes)
+        quality = mean_iou(art_class, targets, num_classes)
+    else:
+        metric = "accuracy"
+        float_quality = float(np.mean(ref_class == targets))
+        quality = float(np.mean(art_class == targets))
+    result = {
+        "metric": metric,
+        "float": round(100 * float_quality, 3),
+        "artifact": round(100 * quality, 3),
+        "drop": round(100 * (float_quality - quality), 3),
+        "agreement": round(100 * float(np.mean(ref_class == art_class)), 3),
+        "examples": int(len(targets)),
+    }
+    if output_kind == "logits":
+        difference = np.abs(reference.astype("float64") - artifact.astype("float64"))
+        result["max_abs_diff"] = float(difference.max())
+        result["mean_abs_diff"] = float(difference.mean())
+    return result

@@ -1,0 +1,362 @@
+"""Quantize and export a garden model to TFLite or ONNX, then check and measure the file written.
+
+TFLite: converted on the TensorFlow backend from a batch-1 fixed signature (which lets the
+converter fold atrous convolutions into plain ones: no SPACE_TO_BATCH_ND), TFLite builtin ops
+only (a model that would need TensorFlow ops fails here, not on the device). Quantization modes,
+as TensorFlow Model Garden names them:
+
+- ``fp32``: no quantization; ``fp16``: float16 weights; ``dynamic``: int8 weights, float activations;
+- ``int8``: full integer, calibrated on representative data, float input and output;
+- ``int8-io``: full integer with integer input/output too (``uint8`` by default), the camera path.
+
+ONNX goes through tf2onnx and is quantized with onnxruntime's tools (``int8-io`` takes uint8 pixels).
+The output is logits or a class map (argmax in the graph), never a softmax, which int8 flattens.
+Every file is written under a temporary name, checked, and only then put in place.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deploy import calibrate, check, report, sidecar
+from garden._files import atomic_path, check_writable, write_text
+from garden.errors import GardenError
+
+FORMATS = ("tflite", "onnx")
+QUANTS = ("fp32", "fp16", "dynamic", "int8", "int8-io")
+OUTPUT_KINDS = ("logits", "class_map")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar_path: Path
+    report: dict
+    report_paths: list = field(default_factory=list)
+
+
+def export(
+    model,
+    *,
+    format="tflite",
+    quant="fp32",
+    input_size=None,
+    calib="digits",
+    check_data=None,
+    max_drop=None,
+    out=".",
+    name=None,
+    output="logits",
+    io_dtype="uint8",
+    calib_count=64,
+    check_count=64,
+    repeats=30,
+):
+    """Export ``model`` (a Keras model, a registered name or a ``.keras`` file); returns ``ExportResult``.
+
+    ``calib`` and ``check_data`` are data source specs (``garden.data.sources``) or ``Examples``.
+    ``max_drop`` (points of accuracy or mean IoU) fails the export, leaving no file, when exceeded.
+
+    >>> export("mobilenet_v2", quant="int8", input_size=96, calib="embedded", out="exports")
+    """
+    _check_choice("format", format, FORMATS)
+    _check_choice("quant", quant, QUANTS)
+    _check_choice("output", output, OUTPUT_KINDS)
+    _check_choice("io_dtype", io_dtype, ("uint8", "int8"))
+    job = prepare(model, input_size=input_size, calib=calib, check_data=check_data, calib_count=calib_count,
+                  check_count=check_count)
+
+    def write(temporary):
+        if format == "tflite":
+            convert_tflite(job.model, job.input_shape, quant, job.calib_inputs, temporary, output, io_dtype)
+        else:
+            convert_onnx(job.model, job.input_shape, quant, job.calib_inputs, temporary, output)
+
+    path = Path(out) / f"{name or f'{job.name}_{quant}'}.{format}"
+    return write_checked(job, write, path, quant=quant, output=output, max_drop=max_drop, repeats=repeats)
+
+
+@dataclass
+class Job:
+    """A model ready to export, with its calibration and check data at its input size."""
+
+    model: object
+    name: str
+    task: str
+    input_shape: tuple
+    calib_inputs: np.ndarray
+    calib_targets: np.ndarray
+    check_inputs: np.ndarray
+    check_targets: np.ndarray
+    check_examples: object
+
+
+def prepare(model, *, input_size=None, calib="digits", check_data=None, calib_count=64, check_count=64):
+    calib_examples = _examples(calib, None)
+    keras_model, model_name, task = resolve_model(model, input_size, calib_examples)
+    if calib_examples.task != task:
+        raise GardenError(f"{model_name} is a {task} model but data source {calib!r} holds {calib_examples.task}")
+    check_examples = calib_examples if check_data is None else _examples(check_data, task)
+    input_shape = tuple(int(v) for v in keras_model.input_shape[1:])
+    calib_inputs, calib_targets = calibrate.prepare(calibrate.take(calib_examples, calib_count), input_shape)
+    check_inputs, check_targets = calibrate.prepare(calibrate.take(check_examples, check_count, seed=1), input_shape)
+    return Job(keras_model, model_name, task, input_shape, calib_inputs, calib_targets, check_inputs, check_targets,
+               check_examples)
+
+
+def write_checked(job, write, path, *, quant, output="logits", max_drop=None, repeats=30, quantization=None,
+                  extra=None):
+    """``write(temporary)`` the file, check it against ``job.model``, report it; then put it at ``path``.
+
+    On any failure, a quality drop beyond ``max_drop`` included, nothing is left at ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise GardenError(f"output folder {path.parent} does not exist")
+    check_writable(path)
+    fmt = path.suffix[1:]
+    with atomic_path(path) as temporary:
+        write(temporary)
+        reference = job.model.predict(job.check_inputs, batch_size=16, verbose=0)
+        runner = check.open_runner(temporary)
+        artifact = runner.run(job.check_inputs)
+        num_classes = int(job.model.output_shape[-1])
+        quality = check.compare(reference, artifact, job.check_targets, task=job.task, output_kind=output,
+                                num_classes=num_classes)
+        if max_drop is not None and quality["drop"] > max_drop:
+            raise GardenError(
+                f"{path.name}: {quality['metric']} fell {quality['drop']:.2f} points "
+                f"({quality['float']:.2f} -> {quality['artifact']:.2f}), more than --max-drop {max_drop}; file removed"
+            )
+        result = report.build_report(temporary, model_name=job.name, fmt=fmt, quant=quantization or quant,
+                                     input_shape=job.input_shape, check_result=quality, repeats=repeats)
+        result["file"] = path.name
+        result.update(extra or {})
+        meta = _sidecar(job.model, job.name, job.task, job.input_shape, runner.input_dtype, output,
+                        quantization or quant, job.check_examples)
+        write_text(sidecar.sidecar_path(path), sidecar.dumps(meta))
+    stem = path.with_suffix("")
+    report_json, report_md = Path(f"{stem}.report.json"), Path(f"{stem}.report.md")
+    write_text(report_json, report.dumps(result))
+    write_text(report_md, report.to_markdown([result]) + "\n\n" + report.ops_markdown(result) + "\n")
+    return ExportResult(path, sidecar.sidecar_path(path), result, [report_json, report_md])
+
+
+def _check_choice(what, value, choices):
+    if value not in choices:
+        raise GardenError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _examples(source, task):
+    from garden.data import Examples
+
+    if isinstance(source, Examples):
+        return source
+    return calibrate.load_source(source, task)
+
+
+# ---------------------------------------------------------------- the model
+
+
+def resolve_model(model, input_size=None, examples=None):
+    """``(keras_model, name, task)`` from a Keras model, a ``.keras`` file or a registered name.
+
+    A registered model is built with as many classes as ``examples`` has, at ``input_size``.
+    """
+    import keras
+
+    import garden.layers  # noqa: F401  (registers garden's layers for safe loading)
+
+    if isinstance(model, keras.Model):
+        keras_model, name = model, model.name
+    elif str(model).endswith(".keras"):
+        if not Path(model).is_file():
+            raise GardenError(f"model file {model} does not exist")
+        keras_model = keras.saving.load_model(model, safe_mode=True)
+        name = Path(model).stem
+    else:
+        keras_model, name = _build_registered(str(model), input_size, examples), str(model)
+        input_size = None
+    if input_size is not None:
+        keras_model = at_input_size(keras_model, input_size)
+    task = "segmentation" if len(keras_model.output_shape) == 4 else "classification"
+    _refuse_softmax(keras_model, name)
+    return keras_model, name, task
+
+
+def _build_registered(name, input_size, examples):
+    from garden.cli import build_model
+    from garden.registry import create_model, get_entry
+
+    entry = get_entry(name)
+    overrides = {}
+    if examples is not None and examples.num_classes and "num_classes" in entry.arguments:
+        overrides["num_classes"] = examples.num_classes
+    shape = entry.default_input_shape
+    if input_size is not None:
+        shape = (int(input_size), int(input_size), shape[-1] if shape else 3)
+    if shape is not None:
+        overrides["input_shape"] = shape
+    if not overrides:
+        return build_model(name, None)
+    try:
+        return create_model(name, **overrides)
+    except ValueError as error:
+        raise GardenError(f"cannot build {name} with {overrides}: {str(error).splitlines()[0]}") from None
+
+
+def at_input_size(model, size):
+    """The same functional model and weights at a new ``size x size`` input."""
+    import keras
+
+    shape = tuple(model.input_shape[1:])
+    if shape[:2] == (size, size):
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            key = "batch_shape" if "batch_shape" in layer["config"] else "batch_input_shape"
+            layer["config"][key] = [None, size, size, shape[-1]]
+    try:
+        resized = model.__class__.from_config(config)
+        resized.set_weights(model.get_weights())
+    except Exception as error:  # a model whose weights depend on the input size (flatten + dense)
+        raise GardenError(f"{model.name} cannot run at {size}x{size}: {str(error).splitlines()[0]}") from None
+    return resized
+
+
+def _refuse_softmax(model, name):
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    if type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax":
+        raise GardenError(f"{name} ends in a softmax: export logits (classifier_activation=None), int8 flattens a softmax")
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def _serving_function(model, input_shape, output, uint8_input=False):
+    """A batch-1 ``tf.function`` over ``model`` inside a ``tf.Module`` that tracks its variables."""
+    import tensorflow as tf
+
+    def serve(x):
+        if uint8_input:
+            x = tf.cast(x, tf.float32) * (1.0 / 255.0)
+        y = model(x, training=False)
+        if output == "class_map":
+            y = tf.argmax(y, axis=-1, output_type=tf.int32)
+        return y
+
+    dtype = tf.uint8 if uint8_input else tf.float32
+    module = tf.Module()
+    module.model = model
+    # Keras 3 wraps its variables; the converter freezes only the tf.Variables the module tracks.
+    module.variables_ = [getattr(v, "value", v) for v in model.variables]
+    module.serve = tf.function(serve, input_signature=[tf.TensorSpec((1, *input_shape), dtype, name="input")])
+    return module
+
+
+def convert_tflite(model, input_shape, quant, calib_inputs, path, output="logits", io_dtype="uint8"):
+    """Write ``model`` as a TFLite file at ``path`` in quantization mode ``quant``."""
+    import tensorflow as tf
+
+    module = _serving_function(model, input_shape, output)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quant != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quant in ("int8", "int8-io"):
+        converter.representative_dataset = calibrate.representative_dataset(calib_inputs)
+    if quant == "int8-io":
+        converter.inference_input_type = getattr(tf, io_dtype)
+        if output == "logits":
+            converter.inference_output_type = getattr(tf, io_dtype)
+    Path(path).write_bytes(run_converter(converter, model.name))
+
+
+def run_converter(converter, name):
+    """``converter.convert()`` with its failures (TensorFlow ops needed, unsupported layers) as one line."""
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises several private error types
+        text = str(error)
+        if "Flex" in text or "select" in text.lower() or "not supported" in text.lower():
+            lines = [line.strip() for line in text.splitlines() if "op" in line.lower() and line.strip()]
+            detail = lines[0] if lines else text.splitlines()[0]
+            raise GardenError(f"{name} needs ops outside the TFLite builtins ({detail[:300]})") from None
+        raise GardenError(f"TFLite conversion of {name} failed: {text.strip().splitlines()[0][:300]}") from None
+
+
+def convert_onnx(model, input_shape, quant, calib_inputs, path, output="logits"):
+    """Write ``model`` as ONNX at ``path`` (tf2onnx), then quantize it with onnxruntime's tools."""
+    import tf2onnx
+
+    uint8_input = quant == "int8-io"
+    module = _serving_function(model, input_shape, output, uint8_input)
+    float_path = f"{path}.float.onnx"
+    try:
+        tf2onnx.convert.from_function(module.serve, input_signature=module.serve.input_signature, opset=17,
+                                      output_path=float_path)
+        _quantize_onnx(float_path, path, quant, calib_inputs, uint8_input)
+    except GardenError:
+        raise
+    except Exception as error:
+        raise GardenError(f"ONNX conversion of {model.name} failed: {str(error).strip().splitlines()[0][:300]}") from None
+    finally:
+        if os.path.exists(float_path):
+            os.unlink(float_path)
+
+
+def _quantize_onnx(source, target, quant, calib_inputs, uint8_input):
+    import onnx
+
+    if quant == "fp32":
+        os.replace(source, target)
+    elif quant == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(source), keep_io_types=True), target)
+    elif quant == "dynamic":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    else:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        feeds = np.clip(np.round(calib_inputs * 255), 0, 255).astype("uint8") if uint8_input else calib_inputs
+        name = onnx.load(source).graph.input[0].name
+        quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over an array of inputs."""
+
+    def __init__(self, name, inputs):
+        self.name, self.inputs, self.index = name, inputs, 0
+
+    def get_next(self):
+        if self.index >= len(self.inputs):
+            return None
+        self.index += 1
+        return {self.name: self.inputs[self.index - 1][None]}
+
+    def rewind(self):
+        self.index = 0
+
+
+def _sidecar(model, name, task, input_shape, input_dtype, output, quant, examples):
+    from garden.profiler import profile
+
+    totals = profile(model).total
+    num_classes = int(model.output_shape[-1])
+    names = examples.class_names if len(examples.class_names) == num_classes else ()
+    return sidecar.sidecar(
+        model_name=name, task=task, input_shape=input_shape, input_dtype=input_dtype, output_kind=output,
+        num_classes=num_classes, class_names=names, quantization=quant, params=totals["params"],
+        macs=totals["macs"],
+    )

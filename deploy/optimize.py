@@ -1,0 +1,146 @@
+"""QAT, magnitude pruning and weight clustering through tensorflow-model-optimization.
+
+tfmot works only on tf_keras models and switches its process to legacy Keras when imported, so
+the work happens in a subprocess (``deploy._tfmot_worker``) on a tf_keras twin of the Keras 3
+model, built layer by layer with identical weights (its outputs must match to ``twin_tolerance``
+before tuning starts). The tuned file comes back here and goes through the same check, report and
+sidecar as every export, compared with the original float Keras 3 model.
+
+Pruning reports speed as well as size: the pruned model is also converted with sparse weight
+encoding, and LiteRT latency of the dense original, the pruned dense file and the sparse file are
+measured side by side (XNNPACK has a sparse path for fp32 1x1 convolutions at high sparsity).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from deploy import check
+from deploy.export import _check_choice, convert_tflite, prepare, write_checked
+from garden.errors import GardenError
+
+TECHNIQUES = ("qat", "prune", "cluster")
+
+
+def optimize_and_export(
+    model,
+    *,
+    technique,
+    format="tflite",
+    quant=None,
+    input_size=None,
+    calib="digits",
+    check_data=None,
+    max_drop=None,
+    out=".",
+    name=None,
+    steps=30,
+    batch_size=8,
+    learning_rate=1e-4,
+    sparsity=0.8,
+    clusters=16,
+    train_count=64,
+    calib_count=32,
+    check_count=64,
+    io_dtype="uint8",
+    twin_tolerance=1e-5,
+    repeats=30,
+    timeout=1800,
+):
+    """Fine-tune ``model`` with ``technique`` (``qat``, ``prune``, ``cluster``) and export it, checked.
+
+    QAT always produces a full-integer file (``int8``, or ``int8-io``); pruning and clustering keep
+    ``quant`` (default ``fp32`` for pruning, ``int8`` for clustering). Training data is ``calib``.
+    """
+    _check_choice("technique", technique, TECHNIQUES)
+    if format != "tflite":
+        raise GardenError("tensorflow-model-optimization exports go to TFLite only; use --format tflite")
+    quant = quant or {"qat": "int8", "prune": "fp32", "cluster": "int8"}[technique]
+    if technique == "qat" and quant not in ("int8", "int8-io"):
+        quant = "int8"
+    job = prepare(model, input_size=input_size, calib=calib, check_data=check_data,
+                  calib_count=max(train_count, calib_count), check_count=check_count)
+    out = Path(out)
+    if not out.is_dir():
+        raise GardenError(f"output folder {out} does not exist")
+    workdir = Path(tempfile.mkdtemp(prefix="garden-tfmot-"))
+    try:
+        _write_job(job, workdir, technique=technique, quant=quant, steps=steps, batch_size=batch_size,
+                   learning_rate=learning_rate, sparsity=sparsity, clusters=clusters, train_count=train_count,
+                   calib_count=calib_count, io_dtype=io_dtype, twin_tolerance=twin_tolerance)
+        run_worker(workdir, timeout)
+        info = json.loads((workdir / "result.json").read_text())
+        extra = {"optimization": {"technique": technique, "steps": steps, **info}}
+        if technique == "prune":
+            extra["optimization"]["speed"] = pruning_speed(job, workdir, repeats)
+        path = out / f"{name or f'{job.name}_{technique}_{quant}'}.tflite"
+        label = "qat" if technique == "qat" else quant
+        return write_checked(job, lambda temporary: shutil.copyfile(workdir / "model.tflite", temporary), path,
+                             quant=quant, max_drop=max_drop, repeats=repeats, quantization=label, extra=extra)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _write_job(job, workdir, *, train_count, calib_count, **settings):
+    model = job.model
+    (workdir / "spec.json").write_text(json.dumps(model.get_config(), default=_jsonable))
+    weights = {f"{layer.name}:{i}": np.asarray(w) for layer in model.layers for i, w in enumerate(layer.get_weights())}
+    np.savez(workdir / "weights.npz", **weights)
+    reference_inputs = job.check_inputs[:8]
+    np.savez(
+        workdir / "data.npz",
+        train_inputs=job.calib_inputs[:train_count],
+        train_targets=job.calib_targets[:train_count],
+        calib_inputs=job.calib_inputs[:calib_count],
+        reference_inputs=reference_inputs,
+        reference_outputs=model.predict(reference_inputs, verbose=0),
+    )
+    job_settings = {**settings, "task": job.task, "input_shape": list(job.input_shape)}
+    (workdir / "job.json").write_text(json.dumps(job_settings))
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def run_worker(workdir, timeout=1800):
+    """Run ``deploy._tfmot_worker`` on ``workdir``; its last error line becomes a ``GardenError``."""
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        done = subprocess.run([sys.executable, "-m", "deploy._tfmot_worker", str(workdir)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise GardenError(f"tensorflow-model-optimization worker ran past {timeout} s") from None
+    if done.returncode != 0 or not (Path(workdir) / "result.json").exists():
+        lines = [line for line in (done.stderr or "").strip().splitlines() if line.strip()]
+        raise GardenError(f"tensorflow-model-optimization worker failed: {lines[-1] if lines else done.returncode}")
+
+
+def pruning_speed(job, workdir, repeats=30):
+    """LiteRT fp32 latency: unpruned original vs pruned (dense storage) vs pruned with sparse encoding."""
+    original = Path(workdir) / "original_fp32.tflite"
+    convert_tflite(job.model, job.input_shape, "fp32", job.calib_inputs, original)
+    files = {"original": original, "pruned_dense": Path(workdir) / "dense_fp32.tflite",
+             "pruned_sparse": Path(workdir) / "sparse_fp32.tflite"}
+    speed = {}
+    for label, path in files.items():
+        for threads in (1, check.all_threads()):
+            timing = check.latency(check.open_runner(path, threads), job.input_shape, repeats)
+            speed[f"{label}_{threads}t_ms"] = round(timing["median_ms"], 3)
+        speed[f"{label}_bytes"] = path.stat().st_size
+    base = speed[f"original_1t_ms"]
+    speed["sparse_speedup_1t"] = round(base / speed["pruned_sparse_1t_ms"], 3)
+    speed["faster"] = speed["sparse_speedup_1t"] > 1.05
+    return speed

@@ -1,0 +1,58 @@
+"""The metadata sidecar beside every exported file, exactly as docs/sidecar.md defines it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+def palette(num_classes):
+    """One RGB triple per class: the PASCAL VOC colour map (class bits spread over R, G, B)."""
+    colours = []
+    for index in range(num_classes):
+        r = g = b = 0
+        value = index
+        for shift in range(7, -1, -1):
+            r |= ((value >> 0) & 1) << shift
+            g |= ((value >> 1) & 1) << shift
+            b |= ((value >> 2) & 1) << shift
+            value >>= 3
+        colours.append([r, g, b])
+    return colours
+
+
+def sidecar(*, model_name, task, input_shape, input_dtype, output_kind, num_classes, class_names,
+            quantization, params, macs):
+    """The sidecar dictionary (``input_shape`` is ``(H, W, C)``)."""
+    from garden import __version__
+
+    height, width, channels = (int(v) for v in input_shape)
+    names = [str(n) for n in class_names] if class_names else [str(i) for i in range(num_classes)]
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model_name,
+        "task": task,
+        "input": {
+            "height": height, "width": width, "channels": channels, "layout": "NHWC",
+            "dtype": str(np.dtype(input_dtype)), "scale": 1.0 / 255.0,
+            "mean": [0] * channels, "std": [1] * channels,
+        },
+        "output": {"kind": output_kind, "num_classes": int(num_classes)},
+        "class_names": names,
+        "colors": palette(num_classes),
+        "quantization": quantization,
+        "params": int(params),
+        "macs": int(macs),
+        "garden_version": __version__,
+    }
+
+
+def sidecar_path(model_path):
+    """``NAME.tflite`` -> ``NAME.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def dumps(data):
+    return json.dumps(data, indent=2) + "\n"

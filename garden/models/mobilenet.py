@@ -1,0 +1,233 @@
+"""MobileNet (V1) and MobileNetV2: depthwise-separable networks with a width multiplier.
+
+Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"
+(2017): a 3x3 stem and 13 depthwise-separable blocks (Table 1). The width multiplier ``alpha``
+thins every layer to ``int(alpha * filters)`` channels; the resolution multiplier is simply the
+input size (224, 192, 160, 128 in Table 7; any size from 32 up works).
+
+Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks" (CVPR 2018): blocks expand
+a thin bottleneck ``t`` times with a 1x1 convolution, filter it depthwise and project it back
+linearly (no activation), with a residual between bottlenecks of the same shape (Table 2). Channels
+are ``make_divisible(alpha * c, 8)``; the last 1x1 convolution keeps 1280 channels for
+``alpha <= 1``.
+
+Both take ``output_stride`` (8, 16, 32): past that stride, strides turn into dilation (DeepLabv3).
+``features_only`` of MobileNetV2 ends at the last bottleneck (320 channels), without the 1280-channel
+convolution, as Sandler et al. Section 6.3 builds DeepLabv3 on "the second last feature map".
+
+Parameter counts equal ``keras.applications.MobileNet`` / ``MobileNetV2`` for every alpha (the
+1x1-convolution classifier of Keras's MobileNet has the weights of our ``Dense``). Stride-2 layers
+use "same" padding; Keras's MobileNet pads only bottom/right, which differs only for odd sizes.
+"""
+
+from keras import layers
+
+from garden.layers import (
+    activation,
+    apply_norm,
+    conv_norm_act,
+    depthwise_separable,
+    make_divisible,
+    squeeze_excite,
+)
+from garden.models._common import classification_model, model_input
+from garden.models._dilation import OutputStride
+from garden.models._transfer import copy_pairs
+from garden.registry import register_model
+from garden.weights import register_transfer
+
+# MobileNet V1, Table 1 by stage: (pointwise filters, stride of the first block, blocks)
+SEPARABLE_STAGES = ((64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 2, 6), (1024, 2, 2))
+
+# MobileNetV2, Table 2: (expansion t, output channels c, blocks n, stride of the first block s)
+INVERTED_RESIDUAL_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+PUBLISHED = {
+    "mobilenet_v1": {"params": 4.2e6, "macs": 569e6, "source": "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"},
+    "mobilenet_v2": {"params": 3.4e6, "macs": 300e6, "source": "Sandler et al. 2018, Table 4"},
+}
+
+# Other widths (Howard et al. Table 6, Sandler et al. Table 4) and resolutions (Howard et al. Table 7):
+# (model, overrides, params, multiply-adds, source)
+_VARIANTS = (
+    ("mobilenet_v1", {"alpha": 0.75}, 2.6e6, 325e6, "Howard et al. 2017, Table 6"),
+    ("mobilenet_v1", {"alpha": 0.5}, 1.3e6, 149e6, "Howard et al. 2017, Table 6"),
+    ("mobilenet_v1", {"alpha": 0.25}, 0.5e6, 41e6, "Howard et al. 2017, Table 6"),
+    ("mobilenet_v1", {"input_shape": (192, 192, 3)}, 4.2e6, 418e6, "Howard et al. 2017, Table 7"),
+    ("mobilenet_v1", {"input_shape": (160, 160, 3)}, 4.2e6, 290e6, "Howard et al. 2017, Table 7"),
+    ("mobilenet_v1", {"input_shape": (128, 128, 3)}, 4.2e6, 186e6, "Howard et al. 2017, Table 7"),
+    ("mobilenet_v2", {"alpha": 1.4}, 6.9e6, 585e6, "Sandler et al. 2018, Table 4"),
+)
+PUBLISHED_VARIANTS = tuple(dict(zip(("model", "overrides", "params", "macs", "source"), row)) for row in _VARIANTS)
+
+MIN_SIZE = 32
+
+
+def _check(alpha, inputs):
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha!r}")
+    height, width = inputs.shape[1:3]
+    if min(height or MIN_SIZE, width or MIN_SIZE) < MIN_SIZE:
+        raise ValueError(f"input size must be at least {MIN_SIZE}x{MIN_SIZE}, got {height}x{width}")
+
+
+# ---------------------------------------------------------------- MobileNet (V1)
+
+
+def build_mobilenet_v1(
+    *,
+    alpha=1.0,
+    output_stride=32,
+    num_classes=1000,
+    input_shape=(224, 224, 3),
+    include_top=True,
+    pooling=None,
+    dropout=1e-3,
+    classifier_activation=None,
+    features_only=False,
+    name="mobilenet_v1",
+):
+    """MobileNet (Howard et al., 2017): a stem and 13 depthwise-separable blocks, width multiplier alpha."""
+    inputs = model_input(input_shape, (224, 224, 3))
+    _check(alpha, inputs)
+    walk = OutputStride(output_stride)
+    strides, _ = walk.step(2)
+    x = conv_norm_act(inputs, int(32 * alpha), 3, strides, act="relu6", name="stem")
+    features = {walk.stride: x}
+    for stage, (filters, first_stride, blocks) in enumerate(SEPARABLE_STAGES, start=1):
+        for block in range(1, blocks + 1):
+            strides, rate = walk.step(first_stride if block == 1 else 1)
+            x = depthwise_separable(
+                x, int(filters * alpha), 3, strides, dilation_rate=rate, act="relu6", name=f"stage{stage}_block{block}"
+            )
+        features[walk.stride] = x
+    return classification_model(
+        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
+    )
+
+
+def _mobilenet_v1_pairs():
+    pairs = [("stem_conv", "conv1"), ("stem_bn", "conv1_bn")]
+    block_id = 0
+    for stage, (_, _, blocks) in enumerate(SEPARABLE_STAGES, start=1):
+        for block in range(1, blocks + 1):
+            block_id += 1
+            ours = f"stage{stage}_block{block}"
+            pairs += [
+                (f"{ours}_dw", f"conv_dw_{block_id}"),
+                (f"{ours}_dw_bn", f"conv_dw_{block_id}_bn"),
+                (f"{ours}_pw_conv", f"conv_pw_{block_id}"),
+                (f"{ours}_pw_bn", f"conv_pw_{block_id}_bn"),
+            ]
+    return [*pairs, ("predictions", "conv_preds")]
+
+
+def transfer_mobilenet_v1(model, reference):
+    """Weights of ``keras.applications.MobileNet`` (same alpha) into ``mobilenet_v1``."""
+    return copy_pairs(model, reference, _mobilenet_v1_pairs())
+
+
+# ---------------------------------------------------------------- MobileNetV2
+
+
+def inverted_residual(
+    x, expanded, filters, kernel_size=3, strides=1, dilation_rate=1, act="relu6", se=False, name="block"
+):
+    """An inverted residual: 1x1 expansion to ``expanded`` channels, depthwise, linear 1x1 projection.
+
+    Sandler et al. 2018, Table 1 and Figure 3(b); the residual joins bottlenecks of the same shape and
+    the expansion is skipped when ``expanded`` equals the input channels. MobileNetV3 (Howard et al.
+    2019, Figure 4) adds ``se``: squeeze-and-excitation after the depthwise convolution, reduced to
+    ``make_divisible(expanded / 4)`` channels with a hard-sigmoid gate.
+    Layers: ``{name}_expand_conv/_bn/_act``, ``{name}_dw``, ``{name}_dw_bn``, ``{name}_dw_act``,
+    ``{name}_se_*``, ``{name}_project_conv/_bn`` and ``{name}_add``.
+    """
+    shortcut, channels = x, x.shape[-1]
+    if expanded != channels:
+        x = conv_norm_act(x, expanded, 1, act=act, name=f"{name}_expand")
+    x = layers.DepthwiseConv2D(
+        kernel_size, strides=strides, padding="same", dilation_rate=dilation_rate, use_bias=False, name=f"{name}_dw"
+    )(x)
+    x = apply_norm(x, "batch", f"{name}_dw_bn")
+    x = activation(x, act, name=f"{name}_dw_act")
+    if se:
+        x = squeeze_excite(x, reduced_filters=make_divisible(expanded / 4), gate="hard_sigmoid", name=f"{name}_se")
+    x = conv_norm_act(x, filters, 1, act=None, name=f"{name}_project")
+    if strides == 1 and channels == filters:
+        x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
+def build_mobilenet_v2(
+    *,
+    alpha=1.0,
+    output_stride=32,
+    num_classes=1000,
+    input_shape=(224, 224, 3),
+    include_top=True,
+    pooling=None,
+    dropout=0.0,
+    classifier_activation=None,
+    features_only=False,
+    name="mobilenet_v2",
+):
+    """MobileNetV2 (Sandler et al., 2018): inverted residuals with linear bottlenecks, width multiplier alpha."""
+    inputs = model_input(input_shape, (224, 224, 3))
+    _check(alpha, inputs)
+    walk = OutputStride(output_stride)
+    strides, _ = walk.step(2)
+    x = conv_norm_act(inputs, make_divisible(32 * alpha), 3, strides, act="relu6", name="stem")
+    features = {walk.stride: x}
+    for stage, (expansion, channels, blocks, first_stride) in enumerate(INVERTED_RESIDUAL_STAGES, start=1):
+        for block in range(1, blocks + 1):
+            strides, rate = walk.step(first_stride if block == 1 else 1)
+            x = inverted_residual(
+                x, x.shape[-1] * expansion, make_divisible(channels * alpha), 3, strides, rate,
+                name=f"stage{stage}_block{block}",
+            )
+        features[walk.stride] = x
+    if not features_only:
+        last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+        features[walk.stride] = conv_norm_act(x, last, 1, act="relu6", name="final")
+    return classification_model(
+        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
+    )
+
+
+def _mobilenet_v2_pairs():
+    pairs = [("stem_conv", "Conv1"), ("stem_bn", "bn_Conv1")]
+    block_id = 0
+    for stage, (_, _, blocks, _) in enumerate(INVERTED_RESIDUAL_STAGES, start=1):
+        for block in range(1, blocks + 1):
+            ours, theirs = f"stage{stage}_block{block}", f"block_{block_id}" if block_id else "expanded_conv"
+            pairs += [
+                (f"{ours}_expand_conv", f"{theirs}_expand"),
+                (f"{ours}_expand_bn", f"{theirs}_expand_BN"),
+                (f"{ours}_dw", f"{theirs}_depthwise"),
+                (f"{ours}_dw_bn", f"{theirs}_depthwise_BN"),
+                (f"{ours}_project_conv", f"{theirs}_project"),
+                (f"{ours}_project_bn", f"{theirs}_project_BN"),
+            ]
+            block_id += 1
+    return [*pairs, ("final_conv", "Conv_1"), ("final_bn", "Conv_1_bn"), ("predictions", "predictions")]
+
+
+def transfer_mobilenet_v2(model, reference):
+    """Weights of ``keras.applications.MobileNetV2`` (same alpha) into ``mobilenet_v2``."""
+    return copy_pairs(model, reference, _mobilenet_v2_pairs())
+
+
+register_model("mobilenet_v1", build_mobilenet_v1, "classification", alpha=1.0)
+register_model("mobilenet_v2", build_mobilenet_v2, "classification", alpha=1.0)
+register_transfer("mobilenet_v1", "MobileNet", transfer_mobilenet_v1)
+register_transfer("mobilenet_v2", "MobileNetV2", transfer_mobilenet_v2)

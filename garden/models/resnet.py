@@ -1,0 +1,183 @@
+"""ResNet, ResNeXt and SE-ResNet(Xt): one builder driven by a stage table.
+
+- He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016), Table 1:
+  a 7x7/2 stem and max pool, then four stages ``conv2`` ... ``conv5`` of basic blocks
+  (two 3x3 convolutions; ResNet-18/34) or bottleneck blocks (1x1 reduce, 3x3, 1x1 expand x4;
+  ResNet-50/101/152). Downsampling is done by the first block of ``conv3``-``conv5``.
+- Xie, Girshick, Dollar, Tu & He, "Aggregated Residual Transformations for Deep Neural Networks"
+  (CVPR 2017), Table 1: ResNeXt replaces the bottleneck's 3x3 by a grouped 3x3 of cardinality 32
+  (``32x4d``: 4 channels per group in ``conv2``, doubling per stage).
+- Hu, Shen & Sun, "Squeeze-and-Excitation Networks" (CVPR 2018), Figure 3: SE-ResNet puts a
+  squeeze-excite gate (reduction 16) on the residual branch, before the addition.
+
+Where the first block of a stage strides: the paper's networks (and ``keras.applications``, and
+SENet's released SE-ResNets) stride in the first 1x1 convolution (``stride_in="1x1"``); ResNeXt (and
+torchvision's "ResNet v1.5") stride in the 3x3 (``stride_in="3x3"``), which costs more
+multiply-adds (ResNet-50: 3.86 G against 4.09 G) for the same parameters.
+
+Parameters: convolutions that feed batch norm carry no bias here (the norm's mean cancels it), so
+the trainable parameters equal torchvision's definitions (ResNet-50: 25,557,032). Keras's
+``ResNet50`` keeps those biases: its ``count_params()`` is larger by exactly their number (26,560
+for ResNet-50: the output channels of every convolution); ``from_keras_applications`` folds them
+into the batch-norm moving means, so the outputs agree. ``count_params()`` also counts the
+batch-norm moving statistics, which published (trainable) figures leave out.
+
+``output_stride=16`` or ``8`` keeps the resolution of ``conv5`` (and ``conv4``) by replacing their
+stride with dilation (Chen et al., DeepLab), as segmentation heads want.
+
+Layers are named like ``keras.applications``: ``conv1_conv``, ``conv{stage}_block{block}_{op}_conv``
+with op 0 the projection shortcut and 1-3 the branch, ``..._se_*``, ``..._add``, ``..._out``.
+"""
+
+from keras import layers
+
+from garden.errors import GardenError
+from garden.layers import conv_norm_act, squeeze_excite
+from garden.models._common import classification_model, model_input
+from garden.models._transfer_by_name import transfer_by_name
+from garden.registry import register_model
+from garden.weights import register_transfer
+
+# (stage name, base width, stride of its first block); a stage's blocks come from ``depths``.
+STAGES = (("conv2", 64, 1), ("conv3", 128, 2), ("conv4", 256, 2), ("conv5", 512, 2))
+EXPANSION = {"basic": 1, "bottleneck": 4}
+# keras.applications' epsilon (converted from the original Caffe models).
+NORM = {"epsilon": 1.001e-5}
+
+_HE = "He et al. 2016, Table 1; params torchvision"
+_HU = "Hu et al. 2018, Table 2; params torchvision"
+_SE = "Hu et al. 2018, Table 2; params of the released model"
+PUBLISHED = {
+    "resnet18": {"params": 11_689_512, "macs": 1.8e9, "source": _HE},
+    "resnet34": {"params": 21_797_672, "macs": 3.6e9, "source": _HE},
+    "resnet50": {"params": 25_557_032, "macs": 3.86e9, "source": _HU},
+    "resnet101": {"params": 44_549_160, "macs": 7.58e9, "source": _HU},
+    "resnet152": {"params": 60_192_808, "macs": 11.30e9, "source": _HU},
+    "resnext50_32x4d": {"params": 25_028_904, "macs": 4.23e9, "source": "torchvision (Xie et al. 2017: 4.2 G)"},
+    "resnext101_32x8d": {"params": 88_791_336, "macs": 16.41e9, "source": "torchvision"},
+    "se_resnet50": {"params": 28_088_024, "macs": 3.87e9, "source": _SE},
+    "se_resnet101": {"params": 49_326_872, "macs": 7.60e9, "source": _SE},
+    "se_resnet152": {"params": 66_821_848, "macs": 11.32e9, "source": _SE},
+    "se_resnext50_32x4d": {"params": 27_559_896, "macs": 4.25e9, "source": _SE},
+}
+
+
+def build_resnet(
+    *,
+    block="bottleneck",
+    depths=(3, 4, 6, 3),
+    groups=1,
+    width_per_group=64,
+    se_ratio=None,
+    stride_in="1x1",
+    output_stride=32,
+    num_classes=1000,
+    input_shape=(224, 224, 3),
+    include_top=True,
+    pooling=None,
+    dropout=0.0,
+    classifier_activation=None,
+    features_only=False,
+    name="resnet",
+):
+    """ResNet (He et al., 2016), ResNeXt (Xie et al., 2017) and SE-ResNet (Hu et al., 2018)."""
+    if block not in EXPANSION:
+        raise GardenError(f"unknown residual block {block!r}; choose basic or bottleneck")
+    if output_stride not in (8, 16, 32):
+        raise GardenError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+    if stride_in not in ("1x1", "3x3"):
+        raise GardenError(f"stride_in must be '1x1' or '3x3', got {stride_in!r}")
+    inputs = model_input(input_shape, (224, 224, 3))
+    x = conv_norm_act(inputs, 64, 7, 2, padding=3, name="conv1", norm_kwargs=NORM)
+    features = {2: x}
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, 2, name="pool1_pool")(x)
+    stride, dilation = 4, 1
+    options = {"groups": groups, "width_per_group": width_per_group, "se_ratio": se_ratio, "stride_in": stride_in}
+    for (stage, width, first_stride), depth in zip(STAGES, depths):
+        if first_stride > 1 and stride >= output_stride:
+            first_stride, dilation = 1, dilation * 2
+        for index in range(depth):
+            block_stride = first_stride if index == 0 else 1
+            block_name = f"{stage}_block{index + 1}"
+            if block == "basic":
+                x = basic_block(x, width, block_stride, dilation, block_name, se_ratio)
+            else:
+                x = bottleneck_block(x, width, block_stride, dilation, block_name, **options)
+        stride *= first_stride
+        features[stride] = x
+    return classification_model(
+        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
+    )
+
+
+def basic_block(x, width, stride, dilation, name, se_ratio=None):
+    """Two 3x3 convolutions and the shortcut (He et al., 2016, Figure 5 left)."""
+    shortcut = _shortcut(x, width, stride, name)
+    padding = _padding(stride, dilation)
+    y = conv_norm_act(x, width, 3, stride, padding, dilation, name=f"{name}_1", norm_kwargs=NORM)
+    y = conv_norm_act(y, width, 3, 1, "same", dilation, act=None, name=f"{name}_2", norm_kwargs=NORM)
+    return _merge(shortcut, y, se_ratio, name)
+
+
+def bottleneck_block(
+    x, width, stride, dilation, name, groups=1, width_per_group=64, se_ratio=None, stride_in="1x1"
+):
+    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand to ``4 * width`` (He et al., 2016, Figure 5 right).
+
+    The inner width is ``width * width_per_group / 64 * groups`` (Xie et al., 2017, Table 1).
+    """
+    inner = int(width * width_per_group / 64) * groups
+    shortcut = _shortcut(x, width * EXPANSION["bottleneck"], stride, name)
+    stride_1x1, stride_3x3 = (stride, 1) if stride_in == "1x1" else (1, stride)
+    y = conv_norm_act(x, inner, 1, stride_1x1, "valid", name=f"{name}_1", norm_kwargs=NORM)
+    padding = _padding(stride_3x3, dilation)
+    y = conv_norm_act(y, inner, 3, stride_3x3, padding, dilation, groups, name=f"{name}_2", norm_kwargs=NORM)
+    y = conv_norm_act(y, width * EXPANSION["bottleneck"], 1, act=None, name=f"{name}_3", norm_kwargs=NORM)
+    return _merge(shortcut, y, se_ratio, name)
+
+
+def _shortcut(x, filters, stride, name):
+    """Identity, or a strided 1x1 projection when the shape changes (option B of He et al.)."""
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    return conv_norm_act(x, filters, 1, stride, "valid", act=None, name=f"{name}_0", norm_kwargs=NORM)
+
+
+def _merge(shortcut, y, se_ratio, name):
+    if se_ratio:
+        y = squeeze_excite(y, ratio=se_ratio, name=f"{name}_se")
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _padding(stride, dilation):
+    """'same' for stride 1; explicit symmetric zeros for a strided 3x3, as the reference models pad."""
+    return "same" if stride == 1 else dilation
+
+
+# ---------------------------------------------------------------- the variants, as data
+
+DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+RESNEXT_32X4D = {"groups": 32, "width_per_group": 4, "stride_in": "3x3"}
+SE = {"se_ratio": 1 / 16}
+
+VARIANTS = {
+    "resnet18": {"block": "basic", "depths": DEPTHS[18]},
+    "resnet34": {"block": "basic", "depths": DEPTHS[34]},
+    "resnet50": {"depths": DEPTHS[50]},
+    "resnet101": {"depths": DEPTHS[101]},
+    "resnet152": {"depths": DEPTHS[152]},
+    "resnext50_32x4d": {"depths": DEPTHS[50], **RESNEXT_32X4D},
+    "resnext101_32x8d": {"depths": DEPTHS[101], **RESNEXT_32X4D, "width_per_group": 8},
+    "se_resnet50": {"depths": DEPTHS[50], **SE},
+    "se_resnet101": {"depths": DEPTHS[101], **SE},
+    "se_resnet152": {"depths": DEPTHS[152], **SE},
+    "se_resnext50_32x4d": {"depths": DEPTHS[50], **RESNEXT_32X4D, **SE},
+}
+
+for _name, _architecture in VARIANTS.items():
+    register_model(_name, build_resnet, "classification", **_architecture)
+for _depth in (50, 101, 152):
+    register_transfer(f"resnet{_depth}", f"ResNet{_depth}", transfer_by_name)

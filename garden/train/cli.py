@@ -1,0 +1,100 @@
+"""``garden train MODEL --data SOURCE``: one command from data to a trained ``.keras`` file."""
+
+import argparse
+import os
+import subprocess
+import sys
+
+from garden.errors import UsageError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def add_commands(commands):
+    from garden.train.distribute import STRATEGIES
+    from garden.train.fit import PRECISIONS
+    from garden.train.optim import OPTIMIZERS, SCHEDULES
+
+    p = commands.add_parser("train", help="train a model on a data source; writes a run folder")
+    p.add_argument("model", help="a registered classification or segmentation model (see `garden models`)")
+    p.add_argument("--data", required=True, help="digits, embedded, cifar10:PATH, or a data folder (layout detected)")
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--warmup", type=float, help="epochs of linear learning-rate warm-up")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--augment", help="auto, none, or e.g. flip,crop=0.5,color=0.2,distort=10")
+    p.add_argument("--input-size", help="N, HxW or HxWxC (default: the model's own)")
+    p.add_argument("--held-out", type=float, help="fraction held out when the source has no test split (0.2)")
+    p.add_argument("--precision", choices=[p for p in PRECISIONS if p != "float32"])
+    p.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: KERAS_BACKEND)")
+    p.add_argument("--strategy", choices=STRATEGIES)
+    p.add_argument("--cpu-replicas", type=int, help="with --strategy mirrored and no GPU: split the CPU into N devices")
+    p.add_argument("--workers", type=int, help="threads preparing batches (1)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bars, 2 one line per epoch")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args):
+    import keras
+
+    if args.backend and args.backend != keras.backend.backend():
+        return _rerun_with_backend(args)
+    if args.strategy == "mirrored" and args.cpu_replicas:
+        _split_cpu_early(args.cpu_replicas)
+    from garden.cli import parse_size
+    from garden.train import fit
+
+    options = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+        "schedule": args.schedule, "warmup": args.warmup, "weight_decay": args.weight_decay,
+        "label_smoothing": args.label_smoothing, "augment": args.augment, "precision": args.precision,
+        "strategy": args.strategy, "held_out": args.held_out, "seed": args.seed, "workers": args.workers,
+        "cpu_replicas": args.cpu_replicas, "tensorboard": args.tensorboard,
+    }
+    if args.input_size:
+        options["input_size"] = parse_size(args.input_size, _default_channels(args.model))
+    summary = fit(args.model, args.data, out=args.out, resume=args.resume,
+                  verbose="auto" if args.verbose is None else args.verbose, **options)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    print(f"{summary['model']} on {summary['data']}: {summary['epochs']} epochs in {summary['wall_s']:.1f} s; "
+          f"held-out {metrics}; run folder {summary['out']}")
+
+
+def _default_channels(name):
+    from garden.registry import get_entry
+
+    shape = get_entry(name).default_input_shape
+    return shape[-1] if shape else 3
+
+
+def _rerun_with_backend(args):
+    """Keras picks its backend once, at import: run this command again in a fresh interpreter."""
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    environment = {**os.environ, "KERAS_BACKEND": args.backend}
+    command = [sys.executable, "-m", "garden", *argv]
+    if getattr(args, "from_command_line", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, command, environment)  # same process id: signals reach the training
+    code = subprocess.call(command, env=environment)
+    if code:
+        raise UsageError(f"training under the {args.backend} backend failed (exit code {code})")
+
+
+def _split_cpu_early(count):
+    """Logical CPU devices must exist before TensorFlow runs anything: do it first thing."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as error:
+        raise UsageError(f"cannot split the CPU into {count} devices: {error}") from None

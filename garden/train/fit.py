@@ -1,0 +1,343 @@
+"""``fit``: any garden model, any data source, one call; a run folder users and scripts can read.
+
+>>> summary = fit("lenet5", data="digits", out="runs/lenet5")   # doctest: +SKIP
+>>> summary["metrics"]["accuracy"]                                # doctest: +SKIP
+0.98
+
+The run folder holds ``config.json``, ``history.csv``/``history.json`` (one row per finished
+epoch), ``best.keras`` and ``last.keras``, ``backup/`` (what ``resume=True`` continues from),
+``logs/`` (TensorBoard, where TensorFlow is installed), ``curves.png``, ``confusion_matrix.png``
+(classification) or ``overlays.png`` (segmentation) and ``summary.json``.
+"""
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from garden.data.augment import parse_augment
+from garden.data.base import IGNORE_LABEL, Examples
+from garden.data.sources import load_splits
+from garden.errors import GardenError
+from garden.train import callbacks as cb
+from garden.train import distribute, report
+from garden.train.optim import make_optimizer
+from garden.train.pipeline import Batches, predictions
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass
+class Settings:
+    """Every choice of a run; ``None`` means "the default for this model" (see ``MODEL_DEFAULTS``)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup: float = 0.0  # epochs of linear warm-up
+    label_smoothing: float = 0.0
+    augment: str = "auto"
+    precision: str = "float32"
+    strategy: str = "none"
+    input_size: tuple = None  # (height, width, channels); None = the model's default
+    held_out: float = 0.2
+    seed: int = 0
+    workers: int = 1
+    cpu_replicas: int = None
+    tensorboard: bool = True
+
+
+# Recipes that reach their goal quickly; anything not named here takes the Settings defaults.
+MODEL_DEFAULTS = {
+    "lenet5": {"epochs": 20, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup": 1},
+}
+
+
+def settings_for(model_name, **overrides):
+    """``Settings`` for ``model_name``: the model's recipe, then ``overrides`` that are not None."""
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise GardenError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**MODEL_DEFAULTS.get(model_name, {}), **given}
+    if "warmup" not in given and (values.get("schedule") == "step" or values.get("warmup", 0) >= values.get("epochs", 10)):
+        values["warmup"] = 0.0  # a recipe's warm-up belongs to its own schedule and length
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s):
+    if not isinstance(s.epochs, int) or s.epochs < 1:
+        raise GardenError(f"epochs must be a positive integer, got {s.epochs}")
+    if s.batch_size < 1:
+        raise GardenError(f"batch size must be positive, got {s.batch_size}")
+    if not 0 <= s.label_smoothing < 1:
+        raise GardenError(f"label smoothing must be in [0, 1), got {s.label_smoothing}")
+    if s.precision not in PRECISIONS:
+        raise GardenError(f"unknown precision {s.precision!r}; choose from {', '.join(PRECISIONS)}")
+    if not 0 < s.held_out < 1:
+        raise GardenError(f"held-out fraction must be in (0, 1), got {s.held_out}")
+    if s.warmup < 0 or s.warmup >= s.epochs:
+        raise GardenError(f"warm-up of {s.warmup} epochs must be shorter than the {s.epochs} epochs of training")
+    distribute.check(s.strategy)
+
+
+def fit(model, data="digits", *, out=None, resume=False, verbose="auto", **options):
+    """Train ``model`` (a registered name or a ``keras.Model``) on ``data``; returns the summary dict.
+
+    ``data`` is a source spec (``digits``, ``embedded``, ``cifar10:PATH``, a folder), an
+    ``Examples`` or a ``(train, held_out)`` pair. ``options`` are the fields of :class:`Settings`.
+    With ``resume=True`` a run folder left by a killed run continues from its last finished epoch.
+    """
+    started = time.perf_counter()
+    name = model if isinstance(model, str) else model.name
+    settings = settings_for(name if isinstance(model, str) else None, **options)
+    out = Path(out) if out else Path("runs") / f"{name}-{_data_name(data)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    previous = _check_folder(out, resume, name, data)
+    plan = distribute.prepare(settings.strategy, settings.batch_size, settings.cpu_replicas)
+    policy = keras.config.dtype_policy()
+    try:
+        summary = _run(model, name, data, settings, out, previous, plan, verbose, started)
+    finally:
+        plan.close()
+        keras.config.set_dtype_policy(policy)
+    return {**summary, "out": str(out)}
+
+
+def _run(model, name, data, s, out, previous, plan, verbose, started):
+    task = _task(model)
+    train, test = _splits(data, task, s)
+    augment = _augment(s.augment, train)
+    one_hot = s.label_smoothing > 0 and train.task == "classification"
+    keras.utils.set_random_seed(s.seed)
+    keras.config.set_dtype_policy(s.precision)
+    with plan.scope():
+        model = _build(model, train, s)
+        input_shape = tuple(model.input_shape[1:])
+        train_batches = Batches(train, s.batch_size, input_shape, training=True, augment=augment, one_hot=one_hot,
+                                seed=s.seed, workers=s.workers)
+        test_batches = Batches(test, s.batch_size, input_shape, one_hot=one_hot, workers=s.workers,
+                               drop_remainder=plan.name == "jax-data-parallel")
+        if not len(test_batches):
+            raise GardenError(f"the {len(test)} held-out examples are fewer than one batch of {s.batch_size}")
+        train_batches[0], test_batches[0]  # decode errors and shape mismatches surface before any output
+        steps = len(train_batches)
+        optimizer = make_optimizer(s.optimizer, s.lr, weight_decay=s.weight_decay, schedule=s.schedule,
+                                   total_steps=steps * s.epochs, warmup_steps=round(s.warmup * steps))
+        model.compile(optimizer=optimizer, loss=_loss(train, s), metrics=[_metric(train, one_hot)])
+        if plan.name == "multiworker":
+            distribute.build_before_fit(model, train_batches[0])
+    folder = out if plan.chief else out / f".worker-{plan.worker}"
+    state = cb.read_state(folder) if previous else None
+    initial_epoch = state["epoch"] if state else 0
+    if initial_epoch > s.epochs:
+        raise GardenError(f"{out} already ran {initial_epoch} epochs, more than the {s.epochs} asked for")
+    existed = folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if state:
+            cb.restore(model, folder, state)
+            train_batches.epoch = initial_epoch
+        _write_json(folder / "config.json", _config(name, data, train, test, s, input_shape))
+        rows = cb.read_history(folder, initial_epoch)
+        wall_before = state.get("wall_s", 0.0) if state else 0.0
+        guard, callbacks = _callbacks(folder, train, rows, s, wall_before, started)
+        model.fit(train_batches, validation_data=test_batches, epochs=s.epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=verbose)
+        if guard.failed:
+            raise guard.error()
+    except BaseException as error:
+        if not cb.read_state(folder):  # no epoch finished: leave no half-made run behind
+            shutil.rmtree(folder, ignore_errors=True)
+            if existed:
+                folder.mkdir()
+        reading = train_batches.error or test_batches.error
+        if reading is not None and not isinstance(error, KeyboardInterrupt):
+            raise reading from None
+        raise
+    summary = _finish(model, name, data, folder, test_batches, s, wall_before + time.perf_counter() - started, plan)
+    if not plan.chief:
+        shutil.rmtree(folder, ignore_errors=True)
+    return summary
+
+
+def _task(model):
+    if isinstance(model, str):
+        from garden.registry import get_entry
+
+        task = get_entry(model).task
+        if task not in ("classification", "segmentation"):
+            raise GardenError(f"{model} is a {task} model; garden train takes classification and segmentation models")
+        return task
+    return "segmentation" if len(model.output_shape) == 4 else "classification"
+
+
+def _splits(data, task, s):
+    if isinstance(data, tuple):
+        train, test = data
+    elif isinstance(data, Examples):
+        from garden.data.base import split
+
+        train, test = split(data, s.held_out, s.seed)
+    else:
+        train, test = load_splits(data, task, s.held_out, s.seed)
+    if train.task != task:
+        raise GardenError(f"data {train.name} is {train.task} data, but the model does {task}")
+    return train, test
+
+
+def _augment(spec, train):
+    if spec != "auto":
+        return parse_augment(spec)
+    if train.name.startswith("digits"):
+        return parse_augment("distort=8")  # digits must not be mirrored or cropped away
+    return parse_augment("flip,crop=0.5" if train.task == "segmentation" else "flip,crop=0.35,color=0.1")
+
+
+def _build(model, train, s):
+    if not isinstance(model, str):
+        if s.precision != "float32":
+            raise GardenError("--precision needs a model name: a built model keeps its dtype policy")
+        return model
+    from garden.registry import create_model, get_entry
+
+    shape = s.input_size or get_entry(model).default_input_shape
+    kwargs = {"num_classes": train.num_classes}
+    if shape:
+        kwargs["input_shape"] = tuple(shape)
+    try:
+        return create_model(model, **kwargs)
+    except ValueError as error:
+        raise GardenError(f"cannot build {model} at {shape}: {str(error).splitlines()[0]}") from None
+
+
+def _loss(train, s):
+    if train.task == "segmentation":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
+    if s.label_smoothing:
+        return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=s.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _metric(train, one_hot):
+    if train.task == "segmentation":
+        return keras.metrics.MeanIoU(train.num_classes, name="mean_iou", ignore_class=IGNORE_LABEL, sparse_y_pred=False)
+    if one_hot:
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def _monitor(train):
+    return "val_mean_iou" if train.task == "segmentation" else "val_accuracy"
+
+
+def _callbacks(folder, train, rows, s, wall_before, started):
+    guard = cb.NaNGuard()
+    monitor = _monitor(train)
+    best = max((row[monitor] for row in rows if monitor in row), default=None)
+    backup = cb.Backup(folder, guard, clock=lambda: wall_before + time.perf_counter() - started)
+    callbacks = [guard, cb.HistoryWriter(folder, guard, rows), cb.Checkpoints(folder, guard, monitor, "max", best), backup]
+    board = cb.tensorboard(folder) if s.tensorboard else None
+    return guard, callbacks + ([board] if board else [])
+
+
+def _finish(model, name, data, folder, test_batches, s, wall_s, plan):
+    test = test_batches.examples
+    predicted, truth = predictions(model, test_batches)
+    matrix = report.confusion(truth, predicted, test.num_classes)
+    rows = cb.read_history(folder, s.epochs)
+    title = f"{name} on {_data_name(data)}"
+    if rows:
+        report.plot_curves(rows, folder / "curves.png", title)
+    if test.task == "classification":
+        metrics = {"accuracy": report.accuracy(matrix)}
+        report.plot_confusion(matrix, list(test.class_names), folder / "confusion_matrix.png", title)
+    else:
+        metrics = {"mean_iou": report.mean_iou(matrix), "pixel_accuracy": report.accuracy(matrix)}
+        x, _ = test_batches[0]
+        count = min(4, len(x))
+        report.plot_overlays(x[:count], truth[:count], predicted[:count], test.num_classes, folder / "overlays.png", title)
+    summary = {
+        "model": name,
+        "data": _data_name(data),
+        "epochs": len(rows),
+        "wall_s": round(wall_s, 2),
+        "metrics": metrics,
+        "held_out_examples": len(test),
+        "backend": keras.backend.backend(),
+        "strategy": s.strategy,
+        "replicas": plan.replicas,
+        "precision": s.precision,
+        "checkpoints": {"best": "best.keras", "last": "last.keras"},
+    }
+    _write_json(folder / "summary.json", summary)
+    cb.finish_backup(folder)
+    return summary
+
+
+def _check_folder(out, resume, name, data):
+    """For a resumed run, its config (which must match); a fresh run needs an absent or empty folder."""
+    if out.exists() and not out.is_dir():
+        raise GardenError(f"output {out} exists and is not a folder")
+    used = out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())
+    if not resume:
+        if used:
+            raise GardenError(f"output folder {out} is not empty; pass --resume to continue that run or choose another --out")
+        return None
+    if (out / "summary.json").is_file():
+        raise GardenError(f"the run in {out} has finished (summary.json); start a new run with another --out")
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        return None  # nothing to resume: start fresh there
+    config = json.loads(config_path.read_text())
+    if (config.get("model"), config.get("data")) != (name, _data_name(data)):
+        raise GardenError(
+            f"{out} holds a run of {config.get('model')} on {config.get('data')}, not {name} on {_data_name(data)}"
+        )
+    return config
+
+
+def _config(name, data, train, test, s, input_shape):
+    settings = dataclasses.asdict(s)
+    settings["input_size"] = list(input_shape)
+    return {
+        "model": name,
+        "data": _data_name(data),
+        "task": train.task,
+        "classes": list(train.class_names),
+        "train_examples": len(train),
+        "held_out_examples": len(test),
+        "backend": keras.backend.backend(),
+        "settings": settings,
+    }
+
+
+def _data_name(data):
+    if isinstance(data, tuple):
+        return data[0].name
+    if isinstance(data, Examples):
+        return data.name
+    return str(data)
+
+
+def _write_json(path, content):
+    from garden._files import write_text
+
+    write_text(path, json.dumps(content, indent=1, default=_plain))
+
+
+def _plain(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)

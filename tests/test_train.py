@@ -1,0 +1,210 @@
+"""Training in-process: a short LeNet-5 run on digits, segmentation, options, NaN, bad input."""
+
+import csv
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from garden.cli import main
+from garden.data import ArrayExamples, Subset
+from garden.data.classification import digits
+from garden.errors import GardenError
+from garden.layers import conv_norm_act
+from garden.train import fit
+from garden.train import report
+from garden.train.callbacks import read_history, write_history
+from garden.train.optim import learning_rate, make_optimizer
+
+
+def rate_at(schedule, step):
+    return float(schedule(step)) if callable(schedule) else schedule
+
+
+def test_cosine_schedule_with_warmup():
+    schedule = learning_rate("cosine", 0.1, total_steps=110, warmup_steps=10)
+    assert rate_at(schedule, 0) == pytest.approx(0.0)
+    assert rate_at(schedule, 5) == pytest.approx(0.05)
+    assert rate_at(schedule, 10) == pytest.approx(0.1)
+    assert rate_at(schedule, 60) == pytest.approx(0.05, abs=1e-6)  # half-way down the cosine
+    assert rate_at(schedule, 110) == pytest.approx(0.0, abs=1e-6)
+    constant = learning_rate("constant", 0.1, 100, 10)
+    assert rate_at(constant, 5) == pytest.approx(0.05) and rate_at(constant, 80) == pytest.approx(0.1)
+
+
+def test_step_schedule_and_optimizers():
+    schedule = learning_rate("step", 0.1, total_steps=100)
+    assert [rate_at(schedule, s) for s in (0, 49, 51, 74, 76)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+    sgd = make_optimizer("sgd", 0.1, weight_decay=5e-4, schedule="constant", total_steps=10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9 and sgd.weight_decay == 5e-4
+    adamw = make_optimizer("adamw", 1e-3, weight_decay=0.05, schedule="cosine", total_steps=10)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.05
+    with pytest.raises(GardenError, match="warmup works with"):
+        learning_rate("step", 0.1, 100, 10)
+    with pytest.raises(GardenError, match="unknown optimizer"):
+        make_optimizer("rmsprop", 0.1)
+
+
+def test_confusion_accuracy_and_mean_iou():
+    truth = np.array([[0, 0, 1], [1, 2, 255]])
+    predicted = np.array([[0, 1, 1], [1, 2, 0]])
+    matrix = report.confusion(truth, predicted, 3)
+    np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 2, 0], [0, 0, 1]])
+    assert report.accuracy(matrix) == pytest.approx(4 / 5)
+    # IoU: class 0: 1/(1+1+0)=0.5, class 1: 2/(2+0+1)=2/3, class 2: 1
+    assert report.mean_iou(matrix) == pytest.approx((0.5 + 2 / 3 + 1) / 3)
+
+
+def test_history_trimmed_to_the_backup_epoch(tmp_path):
+    rows = [{"epoch": e, "loss": 1.0 / e} for e in (1, 2, 3)]
+    write_history(tmp_path, rows)
+    assert [r["epoch"] for r in read_history(tmp_path, 2)] == [1, 2]
+    assert json.loads((tmp_path / "history.json").read_text()) == rows
+
+
+@pytest.mark.slow
+def test_lenet5_on_digits_short_run(tmp_path):
+    out = tmp_path / "run"
+    summary = fit("lenet5", "digits", out=out, epochs=6, verbose=0)
+    assert summary["metrics"]["accuracy"] >= 0.93
+    assert summary["epochs"] == 6 and summary["model"] == "lenet5" and summary["data"] == "digits"
+    assert set(summary) >= {"model", "data", "epochs", "wall_s", "metrics"}
+    with open(out / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(summary["metrics"]["accuracy"], abs=1e-6)
+    for picture in ("curves.png", "confusion_matrix.png"):
+        assert cv2.imread(str(out / picture)).shape[0] > 300
+    best = keras.saving.load_model(out / "best.keras", safe_mode=True)
+    last = keras.saving.load_model(out / "last.keras", safe_mode=True)
+    test = Subset(digits(), np.random.default_rng(0).permutation(1797)[-359:])  # the held-out split
+    x = np.stack([test[i][0] for i in range(len(test))]).astype("float32") / 255
+    y = np.array([test[i][1] for i in range(len(test))])
+    assert (np.argmax(last.predict(x, verbose=0), -1) == y).mean() == pytest.approx(summary["metrics"]["accuracy"])
+    best_accuracy = max(float(r["val_accuracy"]) for r in rows)
+    assert (np.argmax(best.predict(x, verbose=0), -1) == y).mean() == pytest.approx(best_accuracy, abs=1e-6)
+    assert json.loads((out / "backup" / "state.json").read_text())["finished"] is True
+
+
+def tiny_segmenter(num_classes=3, size=32):
+    """A small encoder-decoder from garden.layers (stride 4 down, bilinear back up; no batch norm,
+    whose running averages would need more steps than a test takes)."""
+    inputs = keras.Input((size, size, 3))
+    x = conv_norm_act(inputs, 8, 3, strides=2, norm=None, name="enc1")
+    x = conv_norm_act(x, 16, 3, strides=2, norm=None, name="enc2")
+    x = keras.layers.UpSampling2D(4, interpolation="bilinear", name="up")(x)
+    x = conv_norm_act(x, 8, 3, norm=None, name="dec1")
+    outputs = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    return keras.Model(inputs, outputs, name="tiny_segmenter")
+
+
+def squares(count=48, size=32, seed=0):
+    """Images with a bright square (class 1) and a dark-red disc (class 2) on grey noise."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(90, 140, size=(count, size, size, 3)).astype(np.uint8)
+    masks = np.zeros((count, size, size), np.uint8)
+    for i in range(count):
+        top, left = rng.integers(0, size // 2, size=2)
+        images[i, top : top + size // 2, left : left + size // 2] = 240
+        masks[i, top : top + size // 2, left : left + size // 2] = 1
+        centre = tuple(int(c) for c in rng.integers(size // 4, 3 * size // 4, size=2))
+        cv2.circle(images[i], centre, size // 5, (120, 10, 10), -1)
+        cv2.circle(masks[i], centre, size // 5, 2, -1)
+    return ArrayExamples(images, masks, ["background", "square", "disc"], task="segmentation", name="squares")
+
+
+@pytest.mark.slow
+def test_segmentation_run(tmp_path):
+    out = tmp_path / "seg"
+    summary = fit(tiny_segmenter(), squares(96), out=out, epochs=4, batch_size=8, lr=1e-2, verbose=0, tensorboard=False)
+    assert summary["metrics"]["mean_iou"] > 0.5
+    last = read_history(out, 4)[-1]  # keras.metrics.MeanIoU during training agrees with the final count
+    assert last["val_mean_iou"] == pytest.approx(summary["metrics"]["mean_iou"], abs=1e-4)
+    assert cv2.imread(str(out / "overlays.png")).shape[1] > 400
+    assert keras.saving.load_model(out / "best.keras", safe_mode=True).output_shape == (None, 32, 32, 3)
+
+
+@pytest.mark.slow
+def test_options_sgd_step_label_smoothing(tmp_path):
+    data = digits()
+    small = Subset(data, np.arange(400), name="digits-small")
+    summary = fit("lenet5", small, out=tmp_path / "r", epochs=2, optimizer="sgd", lr=0.05, schedule="step",
+                  weight_decay=5e-4, label_smoothing=0.1, augment="crop=0.8,color", precision="mixed_bfloat16",
+                  verbose=0, tensorboard=False)
+    assert summary["epochs"] == 2 and 0 <= summary["metrics"]["accuracy"] <= 1
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    last = keras.saving.load_model(tmp_path / "r" / "last.keras", safe_mode=True)
+    assert last.get_layer("c1_conv").dtype_policy.name == "mixed_bfloat16"
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["settings"]["optimizer"] == "sgd" and config["settings"]["label_smoothing"] == 0.1
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Rescaling(float("nan"))(inputs)
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs, name="broken")
+    data = Subset(digits(), np.arange(200))
+    with pytest.raises(GardenError, match="loss became NaN at epoch 1, batch 1"):
+        fit(model, data, out=tmp_path / "nan", epochs=2, verbose=0, tensorboard=False)
+    assert not (tmp_path / "nan").exists()
+
+
+def call(capsys, *argv):
+    code = main(list(argv))
+    return code, capsys.readouterr().err.strip()
+
+
+def write_png(path, value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((8, 8, 3), value, np.uint8))
+
+
+def make_folder(root, broken=False, empty_class=False):
+    for cls in ("a", "b"):
+        for i in range(3):
+            write_png(root / cls / f"{i}.png", 40 * i)
+    if broken:
+        for path in root.glob("*/*.png"):
+            path.write_bytes(b"\x89PNG broken")
+    if empty_class:
+        (root / "c").mkdir()
+    return root
+
+
+@pytest.mark.parametrize(
+    "setup, extra, message",
+    [
+        (lambda p: p / "nowhere", [], "does not exist"),
+        (lambda p: p.mkdir() or p, [], "is empty"),
+        (lambda p: make_folder(p, empty_class=True), [], "class folder .*c has no images"),
+        (lambda p: make_folder(p, broken=True), ["--batch-size", "2"], "cannot decode image"),
+        (lambda p: make_folder(p), ["--batch-size", "64"], "batch size 64 is larger than the 5 training examples"),
+        (lambda p: make_folder(p), ["--bogus"], "unrecognized arguments: --bogus"),
+        (lambda p: make_folder(p), ["--warmup", "3", "--epochs", "2"], "warm-up of 3.0 epochs"),
+    ],
+)
+def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, setup, extra, message):
+    data = setup(tmp_path / "data")
+    out = tmp_path / "out"
+    code, err = call(capsys, "train", "lenet5", "--data", str(data), "--out", str(out), "--epochs", "1",
+                     "--no-tensorboard", "--verbose", "0", *extra)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("garden: error:")
+    assert __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_failed_run_leaves_an_existing_empty_folder_empty(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    data = make_folder(tmp_path / "data", broken=True)
+    code, err = call(capsys, "train", "lenet5", "--data", str(data), "--out", str(tmp_path / "out"), "--batch-size", "2")
+    assert code == 2 and list((tmp_path / "out").iterdir()) == []
+
+
+def test_refuses_a_used_folder_without_resume(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "history.csv").write_text("epoch\n1\n")
+    code, err = call(capsys, "train", "lenet5", "--data", "digits", "--out", str(tmp_path / "out"))
+    assert code == 2 and "not empty; pass --resume" in err
