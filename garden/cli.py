@@ -13,7 +13,7 @@ from garden.errors import GardenError, UsageError
 
 # Capabilities beyond the foundation add their subcommands here: each module named has
 # ``add_commands(commands)``, which adds parsers whose ``run(args)`` is set with ``set_defaults``.
-COMMAND_MODULES = ("garden.segmentation.cli", "garden.train.cli", "deploy.cli")
+COMMAND_MODULES = ("garden.segmentation.cli", "garden.train.cli", "deploy.cli", "garden.ssl.cli")
 
 
 class Parser(argparse.ArgumentParser):

@@ -196,7 +196,8 @@ def test_profile_rebuilds_a_model_at_another_size():
     assert result.layers[-1].output_shape == [13, 13, 16]
 
 
-@pytest.mark.parametrize("name", garden.list_models())
+# SSL methods are subclassed training wrappers; their functional encoders are profiled in test_ssl_components.
+@pytest.mark.parametrize("name", [n for n in garden.list_models() if n not in garden.list_models("ssl")])
 def test_profile_params_equal_count_params(name):
     from garden.registry import get_entry
 

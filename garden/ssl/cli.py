@@ -1,0 +1,128 @@
+"""``garden ssl`` (pre-train a method, keep its encoder) and ``garden ssl-eval`` (probe it with labels).
+
+    garden ssl simclr --backbone small_cnn --data digits --epochs 20 --out runs/simclr
+    garden ssl-eval runs/simclr --protocol linear
+    garden ssl-eval runs/simclr --protocol finetune --labels 0.1
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from garden.errors import GardenError, UsageError
+
+PROTOCOLS = ("linear", "knn", "finetune")
+
+
+def add_commands(commands):
+    p = commands.add_parser("ssl", help="pre-train a self-supervised method on unlabeled images")
+    p.add_argument("method", help="a registered ssl method (see `garden models --task ssl`)")
+    p.add_argument("--backbone", default="small_cnn", help="a registered classification model (default small_cnn)")
+    p.add_argument("--data", default="digits", help="data source: digits, embedded, cifar10:PATH or a folder")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--out", required=True, help="folder for encoder.keras, history.json, learning_curve.png")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--limit", type=int, help="use only the first N images of the source (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run_ssl)
+
+    p = commands.add_parser("ssl-eval", help="evaluate a pre-trained encoder: linear probe, k-NN or fine-tuning")
+    p.add_argument("run_dir", metavar="DIR", help="a folder written by `garden ssl`")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="linear")
+    p.add_argument("--labels", default="0.1", help="fine-tuning labels: a fraction (0.01, 0.1) or N-per-class")
+    p.add_argument("--data", help="data source (default: the one it was pre-trained on)")
+    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
+    p.add_argument("--k", type=int, default=20, help="neighbours of the k-NN vote (default 20)")
+    p.set_defaults(run=run_ssl_eval)
+
+
+def run_ssl(args):
+    from garden._files import atomic_path, write_text
+    from garden.registry import get_entry, list_models
+    from garden.ssl.data import load_split
+    from garden.ssl.pretrain import plot_learning_curve, pretrain
+
+    if args.method not in list_models("ssl"):
+        get_entry(args.method)  # an unknown name raises with close matches
+        raise UsageError(f"{args.method!r} is not a self-supervised method; choose one of {', '.join(list_models('ssl'))}")
+    if args.epochs <= 0 or args.batch_size <= 0 or args.size <= 0:
+        raise UsageError("--epochs, --batch-size and --size must be positive")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, _, _, _, _ = load_split(args.data, args.size, args.limit, seed=args.seed)
+    print(f"pre-training {args.method} on {len(images)} unlabeled {args.data} images", file=sys.stderr)
+    result = pretrain(
+        args.method, images, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, backbone=args.backbone, verbose=2,
+    )
+    with atomic_path(out / "encoder.keras") as temporary:
+        result.encoder.save(temporary)
+    history = {key: [float(v) for v in values] for key, values in result.history.items()}
+    write_text(out / "history.json", json.dumps(history, indent=1) + "\n")
+    plot_learning_curve(history, out / "learning_curve.png", f"{args.method} on {args.data} ({args.backbone})")
+    record = {
+        "method": args.method, "backbone": args.backbone, "data": args.data, "size": args.size,
+        "limit": args.limit, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "seconds": round(result.seconds, 2), "images": len(images),
+    }
+    write_text(out / "ssl.json", json.dumps(record, indent=1) + "\n")
+    print(f"{args.method}: final loss {history['loss'][-1]:.4f} after {result.seconds:.1f} s; wrote {out}/encoder.keras")
+
+
+def load_run(run_dir):
+    """The record and the encoder of a ``garden ssl`` output folder."""
+    import keras
+
+    import garden.ssl  # noqa: F401  (registers the custom layers the encoder may hold)
+
+    folder = Path(run_dir)
+    record_path, encoder_path = folder / "ssl.json", folder / "encoder.keras"
+    for path in (record_path, encoder_path):
+        if not path.is_file():
+            raise GardenError(f"{path} not found: is {folder} a folder written by `garden ssl`?")
+    try:
+        record = json.loads(record_path.read_text())
+    except json.JSONDecodeError as error:
+        raise GardenError(f"{record_path} is not valid JSON: {error}") from None
+    try:
+        encoder = keras.saving.load_model(encoder_path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001  (any failure to read is the file's fault)
+        raise GardenError(f"cannot load {encoder_path}: {str(error).splitlines()[0]}") from None
+    return record, encoder
+
+
+def run_ssl_eval(args):
+    from garden._files import write_text
+    from garden.ssl import evaluate
+    from garden.ssl.data import load_split
+
+    record, encoder = load_run(args.run_dir)
+    data = args.data or record["data"]
+    train_x, train_y, test_x, test_y, classes = load_split(data, record["size"], record.get("limit"), seed=record["seed"])
+    result = {"protocol": args.protocol, "data": data, "method": record["method"], "backbone": record["backbone"]}
+    if args.protocol in ("linear", "knn"):
+        train_f = evaluate.extract_features(encoder, train_x)
+        test_f = evaluate.extract_features(encoder, test_x)
+        if args.protocol == "linear":
+            result["accuracy"] = evaluate.linear_probe(train_f, train_y, test_f, test_y)
+        else:
+            result["accuracy"] = evaluate.knn_accuracy(train_f, train_y, test_f, test_y, k=args.k)
+        print(f"{record['method']} {args.protocol}: test accuracy {result['accuracy']:.4f} "
+              f"({len(train_y)} labelled, {len(test_y)} test images)")
+    else:
+        amount = evaluate.parse_labels(args.labels)
+        subset = evaluate.label_subset(train_y, amount, seed=record["seed"])
+        options = dict(num_classes=len(classes) or None, epochs=args.epochs, seed=record["seed"])
+        labelled = (train_x[subset], train_y[subset], test_x, test_y)
+        result["labels"] = args.labels
+        result["labelled_images"] = int(len(subset))
+        result["accuracy"] = evaluate.finetune(encoder, *labelled, **options)
+        result["supervised_baseline"] = evaluate.supervised_baseline(record["backbone"], *labelled, **options)
+        print(f"| labels | images | {record['method']} fine-tuned | supervised from scratch |")
+        print("|---|---|---|---|")
+        print(f"| {args.labels} | {len(subset)} | {result['accuracy']:.4f} | {result['supervised_baseline']:.4f} |")
+    path = Path(args.run_dir) / "eval.json"
+    previous = json.loads(path.read_text()) if path.is_file() else []
+    write_text(path, json.dumps(previous + [result], indent=1) + "\n")

@@ -1,0 +1,87 @@
+"""Every registered SSL method builds, trains a few steps with ``fit`` and yields a usable encoder,
+under TensorFlow here and under PyTorch in a subprocess (KERAS_BACKEND set before Keras loads)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import garden
+
+METHODS = ("barlow_twins", "byol", "colorization", "cpc", "jigsaw", "moco_v2", "rotnet", "simclr", "simsiam")
+# Tiny versions: 16x16 images, narrow heads.
+TINY = {
+    "barlow_twins": dict(projection_units=(32, 32)),
+    "byol": dict(projection_units=(32, 16), prediction_units=(32, 16)),
+    "colorization": dict(decoder_filters=16),
+    "cpc": dict(patch=8, stride=4, context_units=16),
+    "jigsaw": dict(num_permutations=8, hidden_units=32),
+    "moco_v2": dict(projection_units=(32, 16), queue_size=16),
+    "rotnet": dict(hidden_units=16),
+    "simclr": dict(projection_units=(32, 16)),
+    "simsiam": dict(projection_units=(32, 32), prediction_units=(8, 32)),
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_nine_methods_are_registered():
+    assert set(garden.list_models("ssl")) == set(METHODS)
+
+
+def train_tiny(name):
+    """Build ``name`` at 16x16, fit two steps; return (losses, encoder features, encoder weights moved)."""
+    import keras
+
+    images = np.random.default_rng(0).uniform(size=(8, 16, 16, 3)).astype("float32")
+    model = garden.create_model(name, input_shape=(16, 16, 3), **TINY[name])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.encoder.trainable_weights]
+    history = model.fit(images, batch_size=4, epochs=1, verbose=0)
+    after = [keras.ops.convert_to_numpy(w) for w in model.encoder.trainable_weights]
+    moved = any(not np.allclose(a, b) for a, b in zip(before, after))
+    features = model.encoder.predict(images[:2], verbose=0)
+    return history.history["loss"], features, moved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", METHODS)
+def test_method_trains_with_fit_under_tensorflow(name):
+    losses, features, moved = train_tiny(name)
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    assert features.ndim == 2 and features.shape[0] == 2 and np.all(np.isfinite(features))
+    assert moved, "fit did not change the encoder"
+
+
+SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+import keras, garden
+from tests.test_ssl_methods import TINY, train_tiny
+out = {{}}
+for name in sorted(TINY):
+    losses, features, moved = train_tiny(name)
+    out[name] = [float(losses[0]), list(features.shape), bool(np.all(np.isfinite(features))), moved]
+print("RESULT", keras.backend.backend(), json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_every_method_trains_under_pytorch():
+    pytest.importorskip("torch")
+    env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(root=str(ROOT))], env=env, capture_output=True, text=True, timeout=600
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    _, backend, payload = lines[0].split(" ", 2)
+    results = json.loads(payload)
+    assert backend == "torch" and set(results) == set(METHODS)
+    for name, (loss, shape, finite, moved) in results.items():
+        assert np.isfinite(loss) and shape[0] == 2 and finite and moved, name
