@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test install clean bench system-deps
+.PHONY: demo test install clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,6 @@ system-deps:
 		{ apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
 		echo "could not install chromium: the --serve browser test will skip"; \
 	fi
-
-bench: $(STAMP)
-	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
