@@ -14,62 +14,10 @@ from garden.errors import GardenError
 
 
 def load_source(spec, task=None):
-    """The training engine's loader; a small built-in stand-in until ``garden.data.sources`` exists."""
-    try:
-        from garden.data.sources import load_source as engine_load
-    except ImportError:
-        return _builtin_source(spec, task)
+    """The training engine's loader (``garden.data.sources.load_source``)."""
+    from garden.data.sources import load_source as engine_load
+
     return engine_load(spec, task=task)
-
-
-def _builtin_source(spec, task):
-    if spec == "digits":
-        return _digits()
-    if spec == "embedded":
-        try:
-            from garden.data.embedded import embedded_segmentation
-        except ImportError:
-            return _shapes_segmentation()
-        return embedded_segmentation(num_images=64, size=96, seed=0)
-    raise GardenError(f"unknown data source {spec!r}: this build reads 'digits' and 'embedded'")
-
-
-def _digits():
-    """scikit-learn's 8x8 digits (bundled, nothing downloaded) as uint8 images."""
-    from sklearn.datasets import load_digits
-
-    from garden.data import ArrayExamples
-
-    data = load_digits()
-    images = np.round(data.images * (255.0 / 16.0)).astype("uint8")[..., None]
-    return ArrayExamples(images, data.target, [str(d) for d in range(10)], name="digits")
-
-
-def _shapes_segmentation(num_images=64, size=96, seed=0):
-    """Discs and boxes on a textured background: 3 classes (background, disc, box)."""
-    from garden.data import ArrayExamples
-
-    rng = np.random.default_rng(seed)
-    images = np.empty((num_images, size, size, 3), "uint8")
-    masks = np.zeros((num_images, size, size), "uint8")
-    for i in range(num_images):
-        image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
-        mask = masks[i]
-        for _ in range(rng.integers(1, 4)):
-            cls = int(rng.integers(1, 3))
-            colour = tuple(int(c) for c in rng.integers(120, 256, 3))
-            centre = tuple(int(c) for c in rng.integers(size // 6, size - size // 6, 2))
-            radius = int(rng.integers(size // 10, size // 4))
-            if cls == 1:
-                cv2.circle(image, centre, radius, colour, -1)
-                cv2.circle(mask, centre, radius, 1, -1)
-            else:
-                corner = (centre[0] - radius, centre[1] - radius)
-                opposite = (centre[0] + radius, centre[1] + radius)
-                cv2.rectangle(image, corner, opposite, colour, -1)
-                cv2.rectangle(mask, corner, opposite, 2, -1)
-        images[i] = image
-    return ArrayExamples(images, masks, ["background", "disc", "box"], task="segmentation", name="shapes")
 
 
 def take(examples, count, seed=0):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 import deploy
 from deploy import calibrate, check, sidecar
 from deploy.export import resolve_model
+from garden.data import ArrayExamples
 from garden.errors import GardenError
 
 SIDECAR_KEYS = {"format_version", "model", "task", "input", "output", "class_names", "colors", "quantization",
@@ -96,7 +98,7 @@ def test_onnx_every_quant(tiny_classifier, tmp_path, quant):
 
 
 def test_segmenter_class_map_int8_io(tiny_segmenter, tmp_path):
-    data = calibrate._shapes_segmentation(num_images=8, size=32)
+    data = shapes_segmentation(num_images=8, size=32)
     result = deploy.export(tiny_segmenter, quant="int8-io", output="class_map", calib=data, out=tmp_path,
                            repeats=2)
     report = _assert_exported(result, tiny_segmenter, "int8-io")
@@ -182,3 +184,28 @@ def test_bench_separable_quick(tmp_path):
             channels = int(r["what"].split("=")[-1])
             assert r["macs_ratio"] == pytest.approx(separable_ratio(channels, 3))
         assert r["latency_ratio"] > 0
+
+
+def shapes_segmentation(num_images=64, size=96, seed=0):
+    """Discs and boxes on a textured background: 3 classes (background, disc, box)."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((num_images, size, size, 3), "uint8")
+    masks = np.zeros((num_images, size, size), "uint8")
+    for i in range(num_images):
+        image = rng.integers(0, 80, (size, size, 3)).astype("uint8")
+        mask = masks[i]
+        for _ in range(rng.integers(1, 4)):
+            cls = int(rng.integers(1, 3))
+            colour = tuple(int(c) for c in rng.integers(120, 256, 3))
+            centre = tuple(int(c) for c in rng.integers(size // 6, size - size // 6, 2))
+            radius = int(rng.integers(size // 10, size // 4))
+            if cls == 1:
+                cv2.circle(image, centre, radius, colour, -1)
+                cv2.circle(mask, centre, radius, 1, -1)
+            else:
+                corner = (centre[0] - radius, centre[1] - radius)
+                opposite = (centre[0] + radius, centre[1] + radius)
+                cv2.rectangle(image, corner, opposite, colour, -1)
+                cv2.rectangle(mask, corner, opposite, 2, -1)
+        images[i] = image
+    return ArrayExamples(images, masks, ["background", "disc", "box"], task="segmentation", name="shapes")

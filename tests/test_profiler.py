@@ -202,6 +202,7 @@ def test_profile_params_equal_count_params(name):
     from garden.registry import get_entry
 
     default = get_entry(name).default_input_shape
-    small = (96, 96, default[-1]) if default and default[0] > 96 else default
+    # unet_valid needs an even size at every level of its valid-padded encoder: its own 572 is one
+    small = (96, 96, default[-1]) if default and default[0] > 96 and name != "unet_valid" else default
     model = garden.create_model(name, **({"input_shape": small} if small else {}))
     assert profiler.profile(model).total["params"] == model.count_params()

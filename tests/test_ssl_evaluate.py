@@ -9,7 +9,8 @@ import pytest
 from garden.cli import main
 from garden.errors import GardenError
 from garden.ssl import evaluate
-from garden.ssl.data import colour_by_orientation, digits, is_gray, load_split
+from garden.data.classification import digits
+from garden.ssl.data import colour_by_orientation, is_gray, load_split
 
 
 def test_knn_weights_neighbours_by_exp_similarity_over_temperature():

@@ -198,15 +198,14 @@ def _describe_window(row, layer, inputs, outputs, explicit_padding):
         row.filters = outputs[0].shape[-1]
     elif isinstance(layer, kl.Dense):
         row.filters = layer.units
-    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
-    if kernel is None:
+    window = _window(layer)
+    if window is None:
         return
-    row.kernel = list(kernel)
-    row.stride = list(layer.strides)
-    row.dilation = list(getattr(layer, "dilation_rate", (1, 1)))
+    row.kernel, row.stride, row.dilation = (list(pair) for pair in window)
     row.groups = getattr(layer, "groups", None)
-    row.padding = layer.padding if explicit_padding is None else _padding_amount(explicit_padding)
-    if layer.padding == "valid" and isinstance(layer, WINDOWED):
+    padding = getattr(layer, "padding", "valid")
+    row.padding = padding if explicit_padding is None else _padding_amount(explicit_padding)
+    if padding == "valid" and isinstance(layer, WINDOWED):
         pads = _padding_pairs(explicit_padding)
         for axis in (0, 1):
             size = inputs[0].shape[1 + axis]
@@ -216,6 +215,24 @@ def _describe_window(row, layer, inputs, outputs, explicit_padding):
                 note = describe_uneven(size, extent, row.stride[axis], total)
                 if note not in row.notes:
                     row.notes.append(note)
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _window(layer):
+    """``(kernel, strides, dilation)`` as pairs for a layer that slides a window, else None.
+
+    Pooling that records its switches slides a non-overlapping window: its stride is its size.
+    """
+    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    strides = getattr(layer, "strides", None)
+    if kernel is not None and strides is None and type(layer).__name__ == "MaxPoolingWithSwitches":
+        strides = kernel
+    if kernel is None or strides is None:
+        return None
+    return _pair(kernel), _pair(strides), _pair(getattr(layer, "dilation_rate", 1))
 
 
 def _padding_pairs(padding):
@@ -271,10 +288,9 @@ def _receptive_field(layer, inputs, outputs, fields):
             jump_h / sh,
             jump_w / sw,
         )
-    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
-    if kernel is not None and hasattr(layer, "strides"):
-        (kh, kw), (sh, sw) = kernel, layer.strides
-        dh, dw = getattr(layer, "dilation_rate", (1, 1))
+    window = _window(layer)
+    if window is not None:
+        (kh, kw), (sh, sw), (dh, dw) = window
         return rf_h + dh * (kh - 1) * jump_h, rf_w + dw * (kw - 1) * jump_w, jump_h * sh, jump_w * sw
     if isinstance(layer, GLOBAL) or (isinstance(layer, kl.Dense) and len(inputs[0].shape) > 2):
         height, width = inputs[0].shape[1:3] if len(inputs[0].shape) == 4 else (1, 1)

@@ -1,39 +1,21 @@
 """Images for pre-training and evaluation, as float arrays: ``(images, labels, class_names)``.
 
-Sources come from ``garden.data.sources.load_source`` when that module exists (``digits``,
-``embedded``, ``cifar10:PATH``, a folder); ``digits`` (scikit-learn's bundled 8x8 handwritten
-digits, 1,797 images) also works without it. Images are resized to ``size`` x ``size`` RGB in
-[0, 1]; the split into pre-training/probe images and held-out test images is fixed by ``seed``.
+Sources come from ``garden.data.sources.load_source`` (``digits``, ``cifar10:PATH``, a folder).
+Images are resized to ``size`` x ``size`` RGB in [0, 1]; the split into pre-training/probe images and held-out test images is fixed by ``seed``.
 """
 
 import cv2
 import numpy as np
 
-from garden.data.base import ArrayExamples, split, to_model_input
+from garden.data.base import split, to_model_input
 from garden.errors import GardenError
 
 
-def digits(size=32):
-    """scikit-learn's 8x8 digits (bundled, nothing downloaded), upscaled to ``size``: gray uint8 examples."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    small = np.round(bunch.images * (255.0 / 16.0)).astype("uint8")
-    images = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in small])
-    return ArrayExamples(images[..., None], bunch.target.astype("int64"), [str(d) for d in range(10)], name="digits")
-
-
 def load_examples(spec):
-    """The ``Examples`` of a data source ``spec``."""
-    try:
-        from garden.data.sources import load_source
-    except ImportError:
-        load_source = None
-    if load_source is not None:
-        return load_source(spec, task="classification")
-    if spec == "digits":
-        return digits()
-    raise GardenError(f"unknown data source {spec!r}: this build knows only 'digits'")
+    """The ``Examples`` of a classification data source ``spec`` (``garden.data.sources``)."""
+    from garden.data.sources import load_source
+
+    return load_source(spec, task="classification")
 
 
 def to_arrays(examples, size=32, limit=None):
