@@ -84,10 +84,12 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
-def create_model(name, **overrides):
+def create_model(name, /, **overrides):
     """Build the registered model ``name``; ``overrides`` are the builder's keyword arguments.
 
-    >>> model = create_model("alexnet", num_classes=10)
+    ``name=`` among the overrides names the Keras model itself.
+
+    >>> model = create_model("alexnet", num_classes=10, name="my_alexnet")
     """
     entry = get_entry(name)
     valid = entry.arguments

@@ -31,6 +31,7 @@ def test_overrides_reach_the_builder():
     assert model.output.shape[-1] == 7
     assert model.get_layer("c1_act").get_config()["activation"] == "relu"
     assert model.name == "lenet5"
+    assert garden.create_model("lenet5", name="digits_net").name == "digits_net"
 
 
 def test_default_input_shape_from_signature():
