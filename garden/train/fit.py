@@ -200,6 +200,8 @@ def _augment(spec, train):
         return parse_augment(spec)
     if train.name.startswith("digits"):
         return parse_augment("distort=8")  # digits must not be mirrored or cropped away
+    if train.name.startswith("embedded"):
+        return parse_augment("none")  # its digits, too: a mirrored 2 is no 2
     return parse_augment("flip,crop=0.5" if train.task == "segmentation" else "flip,crop=0.35,color=0.1")
 
 
@@ -222,7 +224,10 @@ def _build(model, train, s):
 
 def _loss(train, s):
     if train.task == "segmentation":
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
+        # Cross-entropy plus dice: the dice term keeps small classes (thin digits) from drowning in background.
+        from garden.segmentation.losses import CrossEntropyDice
+
+        return CrossEntropyDice(ignore_label=IGNORE_LABEL)
     if s.label_smoothing:
         return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=s.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
