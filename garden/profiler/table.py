@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import keras
 from keras import layers as kl
 
+from garden.layers.upsampling import MaxPoolingWithSwitches, ResizeLike
 from garden.profiler.arithmetic import describe_uneven
 
 WINDOWED = (kl.Conv2D, kl.DepthwiseConv2D, kl.SeparableConv2D, kl.MaxPooling2D, kl.AveragePooling2D)
@@ -228,7 +229,7 @@ def _window(layer):
     """
     kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
     strides = getattr(layer, "strides", None)
-    if kernel is not None and strides is None and type(layer).__name__ == "MaxPoolingWithSwitches":
+    if kernel is not None and strides is None and isinstance(layer, MaxPoolingWithSwitches):
         strides = kernel
     if kernel is None or strides is None:
         return None
@@ -295,7 +296,7 @@ def _receptive_field(layer, inputs, outputs, fields):
     if isinstance(layer, GLOBAL) or (isinstance(layer, kl.Dense) and len(inputs[0].shape) > 2):
         height, width = inputs[0].shape[1:3] if len(inputs[0].shape) == 4 else (1, 1)
         return rf_h + ((height or 1) - 1) * jump_h, rf_w + ((width or 1) - 1) * jump_w, jump_h, jump_w
-    if len(inputs) == 2 and type(layer).__name__ == "ResizeLike":
+    if isinstance(layer, ResizeLike):
         return rf_h, rf_w, fields[id(inputs[1])][2], fields[id(inputs[1])][3]
     scale = _spatial_scale(inputs[0], outputs[0])
     return rf_h, rf_w, jump_h * scale[0], jump_w * scale[1]
