@@ -119,3 +119,86 @@ def test_ssl_encoders_are_functional_and_profile(name):
     model = garden.create_model(name, input_shape=(16, 16, 3))
     result = garden.profile(model.encoder)
     assert result.total["params"] == model.encoder.count_params()
+
+
+def test_ab_bins_cover_the_srgb_gamut_on_a_10_unit_grid():
+    from garden.ssl.methods.pretext import ab_bin_centres
+
+    centres = ab_bin_centres()
+    assert np.allclose((centres - 5.0) % 10.0, 0.0)  # bin centres of a 10-unit grid
+    colours = np.random.default_rng(1).uniform(size=(1, 500, 1, 3)).astype("float32")
+    ab = ops.convert_to_numpy(rgb_to_lab(colours)).reshape(-1, 3)[:, 1:]
+    nearest = np.min(np.abs(ab[:, None, :] - centres[None]).max(axis=-1), axis=1)
+    assert np.all(nearest <= 5.0 + 1e-4)  # every random colour falls in a kept bin
+    assert 200 < len(centres) < 330  # Zhang et al. keep 313 with their gamut estimate
+
+
+def test_soft_encoding_weights_the_five_nearest_bins_by_a_gaussian():
+    from garden.ssl.methods.pretext import soft_encode
+
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10], [20, 0], [30, 30], [-10, 0]], "float32")
+    ab = np.array([[2.0, 1.0]], "float32")
+    got = ops.convert_to_numpy(soft_encode(ab, centres, neighbours=5, sigma=5.0))[0]
+    distance2 = np.sum((centres - ab) ** 2, axis=1)
+    nearest = np.argsort(distance2)[:5]
+    expected = np.zeros(len(centres))
+    expected[nearest] = np.exp(-distance2[nearest] / 50.0)
+    np.testing.assert_allclose(got, expected / expected.sum(), atol=1e-6)
+
+
+def test_colorization_loss_is_rebalanced_cross_entropy():
+    model = garden.create_model("colorization", input_shape=(8, 8, 3), decoder_filters=4, rebalance=0.5)
+    rng = np.random.default_rng(0)
+    count = len(model.centres)
+    prior = rng.dirichlet(np.ones(count)).astype("float32")
+    model.prior.assign(prior)
+    target = rng.dirichlet(np.ones(count), size=(2, 2, 2)).astype("float32")
+    logits = rng.normal(size=(2, 2, 2, count)).astype("float32")
+    outputs = {"logits": logits, "target": target, "weights": model.rebalancing_weights(target)}
+    got = float(ops.convert_to_numpy(model.ssl_loss(outputs)))
+
+    weights = 1.0 / (0.5 * prior + 0.5 / count)
+    weights /= np.sum(prior * weights)  # expected weight under the prior is 1
+    log_softmax = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    per_cell = -np.sum(target * log_softmax, axis=-1) * weights[np.argmax(target, axis=-1)]
+    assert got == pytest.approx(float(per_cell.mean()), rel=1e-5)
+
+
+def test_colorization_prior_follows_the_targets_in_training_only():
+    model = garden.create_model("colorization", input_shape=(8, 8, 3), decoder_filters=4)
+    uniform = ops.convert_to_numpy(model.prior).copy()
+    red = np.zeros((2, 8, 8, 3), "float32")
+    red[..., 0] = 1.0
+    model(red, training=False)
+    np.testing.assert_allclose(ops.convert_to_numpy(model.prior), uniform)
+    outputs = model(red, training=True)
+    frequency = ops.convert_to_numpy(outputs["target"]).reshape(-1, len(uniform)).mean(axis=0)
+    np.testing.assert_allclose(ops.convert_to_numpy(model.prior), 0.99 * uniform + 0.01 * frequency, atol=1e-7)
+    assert np.argmax(ops.convert_to_numpy(model.prior)) == np.argmax(frequency)  # red's bin now most frequent
+
+
+def test_jigsaw_tiles_stay_inside_their_cells_despite_the_jitter():
+    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8, gap=0.4)
+    assert (model.cell, model.tile, model.margin) == (10, 6, 2)
+    values = np.arange(1, 10, dtype="float32").reshape(3, 3)
+    images = np.stack([np.kron(values, np.ones((10, 10), "float32")), np.kron(values.T, np.ones((10, 10), "float32"))])
+    tiles = ops.convert_to_numpy(model.cut_tiles(images[..., None], training=True)).reshape(2, 9, -1)
+    np.testing.assert_allclose(tiles.min(axis=-1), tiles.max(axis=-1))  # each tile from one cell only
+    np.testing.assert_allclose(tiles[..., 0], [values.ravel(), values.T.ravel()])  # in row-major cell order
+
+
+def test_jigsaw_jitters_each_tile_on_its_own():
+    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8, gap=0.4)
+    ramp = np.tile(np.arange(30, dtype="float32"), (30, 1))[None, ..., None]  # value = x coordinate
+    tiles = ops.convert_to_numpy(model.cut_tiles(np.repeat(ramp, 4, axis=0), training=True))
+    offsets = tiles[:, 0, 0, 0] - np.tile([0.0, 10.0, 20.0], 12)  # left edge minus the cell's
+    assert np.all((offsets >= 0) & (offsets <= 4))  # inside the cell: 2-pixel margin either way around 2
+    assert len(np.unique(np.round(offsets, 3))) > 3  # tiles of one image move independently
+
+
+def test_jigsaw_normalised_tiles_have_zero_mean():
+    model = garden.create_model("jigsaw", input_shape=(30, 30, 3), num_permutations=4, hidden_units=8,
+                                normalize_tiles=True)
+    images = np.random.default_rng(0).uniform(size=(2, 30, 30, 3)).astype("float32")
+    tiles = ops.convert_to_numpy(model.cut_tiles(images))
+    np.testing.assert_allclose(tiles.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)

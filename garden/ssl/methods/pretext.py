@@ -8,8 +8,9 @@
   shuffle them by one permutation of a set chosen for maximal Hamming distance, and classify which;
   the tiles go through one shared encoder (the "context-free network").
 - ``colorization``: Zhang, Isola & Efros, "Colorful Image Colorization" (ECCV 2016): from the
-  lightness L of CIE Lab predict the colour channels ab, at a quarter of the resolution. Regression
-  of ab (the paper's baseline loss), not the paper's 313-bin classification with class rebalancing.
+  lightness L of CIE Lab predict the colour channels ab, at a quarter of the resolution, as the
+  paper does: a distribution over the in-gamut bins of a 10-unit ab grid, soft-encoded targets and
+  class rebalancing (``loss="bins"``); ``loss="regression"`` is the paper's L2 baseline.
 """
 
 import itertools
@@ -22,7 +23,7 @@ from garden.registry import register_model
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods._base import SSLModel, build_encoder, check_square
-from garden.ssl.views import random_translate
+from garden.ssl.views import random_resized_crop, random_translate
 
 # ---------------------------------------------------------------- RotNet
 
@@ -78,37 +79,49 @@ class Jigsaw(SSLModel):
 
     def __init__(
         self, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2,
-        upscale=1, seed=0, **kwargs,
+        upscale=1, normalize_tiles=False, crop_scale=None, seed=0, **kwargs,
     ):
         check_square(input_shape, "jigsaw")
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
+        self.normalize_tiles, self.crop_scale = normalize_tiles, crop_scale
         self.permutations = maximal_hamming_permutations(num_permutations, seed=seed)
         self.cell = input_shape[0] * upscale // 3
         self.tile = max(1, int(round(self.cell * (1.0 - gap))))
+        self.margin = (self.cell - self.tile) // 2
+        self.starts = [index * self.cell for index in range(3)]
         # The tiles are smaller than the image, so the encoder takes any size.
         self.encoder = build_encoder(backbone, (None, None, input_shape[-1]))
         self.classifier = MLPHead(units=(hidden_units, num_permutations), name="permutation_head")
 
     def call(self, images, training=False):
         n = ops.shape(images)[0]
-        if self.upscale != 1:  # tiles closer in size to the whole images the encoder will see later
-            side = images.shape[1] * self.upscale
-            images = ops.image.resize(images, (side, side), interpolation="bilinear")
-        # Jitter the whole grid by up to the gap (per image), then cut the tiles at fixed places.
-        x = random_translate(images, (self.cell - self.tile) / 2, self.seed_generator)
-        starts = [index * self.cell + (self.cell - self.tile) // 2 for index in range(3)]
-        tiles = ops.stack(
-            [x[:, top:top + self.tile, left:left + self.tile] for top in starts for left in starts], axis=1
-        )
+        tiles = self.cut_tiles(images, training)
         labels = keras.random.randint((n,), 0, self.num_permutations, seed=self.seed_generator)
         order = ops.take(ops.convert_to_tensor(self.permutations), labels, axis=0)
         flat = ops.reshape(order + 9 * ops.expand_dims(ops.arange(n, dtype="int32"), 1), (-1,))
-        tiles = ops.reshape(tiles, (-1, self.tile, self.tile, images.shape[-1]))
         shuffled = ops.take(tiles, flat, axis=0)
         features = self.encoder(shuffled, training=training)
         features = ops.reshape(features, (n, 9 * features.shape[-1]))
         return {"logits": self.classifier(features, training=training), "labels": labels}
+
+    def cut_tiles(self, images, training=False):
+        """The 3x3 tiles of each image, (9 N, tile, tile, C), row by row for each image in turn."""
+        if self.crop_scale and training:  # a random part of the image: a tile's content does not fix its place
+            images = random_resized_crop(images, self.crop_scale, flip=False, seed=self.seed_generator)
+        if self.upscale != 1:  # tiles closer in size to the whole images the encoder will see later
+            side = images.shape[1] * self.upscale
+            images = ops.image.resize(images, (side, side), interpolation="bilinear")
+        # Each tile is cut at its own random place inside its cell (Noroozi & Favaro's per-tile jitter),
+        # so that neither the gaps nor the strokes running across them give the order away.
+        cell, margin, tile = self.cell, self.margin, self.tile
+        cells = ops.stack([images[:, top:top + cell, left:left + cell] for top in self.starts for left in self.starts], 1)
+        cells = random_translate(ops.reshape(cells, (-1, cell, cell, images.shape[-1])), margin, self.seed_generator)
+        tiles = cells[:, margin:margin + tile, margin:margin + tile]
+        if self.normalize_tiles:  # Noroozi & Favaro: each tile's own mean and spread, so ink amount says nothing
+            mean = ops.mean(tiles, axis=(1, 2, 3), keepdims=True)
+            tiles = (tiles - mean) / (ops.std(tiles, axis=(1, 2, 3), keepdims=True) + 0.05)
+        return tiles
 
     def ssl_loss(self, outputs):
         return losses.cross_entropy(outputs["labels"], outputs["logits"])
@@ -116,13 +129,20 @@ class Jigsaw(SSLModel):
 
 def build_jigsaw(
     *, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2, upscale=1,
-    seed=0, name="jigsaw",
+    normalize_tiles=False, crop_scale=None, seed=0, name="jigsaw",
 ):
     """Jigsaw puzzles (Noroozi & Favaro, 2016): predict the permutation index of 3x3 shuffled tiles.
 
-    ``upscale`` enlarges the image before cutting, so that tiles are nearer the encoder's later input size.
+    Each tile is cut at its own random offset in its cell (the paper's per-tile jitter).
+    ``normalize_tiles`` standardises every tile by its own mean and spread (the paper's guard against
+    low-level cues); ``crop_scale=(low, high)`` takes a random resized crop of each image first, so
+    that the same content lands in different cells; ``upscale`` enlarges the image before cutting,
+    so that tiles are nearer the encoder's later input size.
     """
-    return Jigsaw(backbone, input_shape, num_permutations, hidden_units, gap, upscale, seed, name=name).build_now()
+    return Jigsaw(
+        backbone, input_shape, num_permutations, hidden_units, gap, upscale, normalize_tiles, crop_scale, seed,
+        name=name,
+    ).build_now()
 
 
 # ---------------------------------------------------------------- Colorization
@@ -157,43 +177,109 @@ class Lightness(layers.Layer):
         return tuple(input_shape[:-1]) + (1,)
 
 
+def ab_bin_centres(grid=10.0, samples=65):
+    """Centres (Q, 2) of the ``grid``-unit ab bins that hold at least one sRGB colour (Q = 264 for 10).
+
+    Zhang et al. (2016), Sec. 2.1, quantise the ab plane into bins of size 10 and keep the in-gamut
+    ones; here the gamut is sampled on a ``samples``^3 grid of sRGB colours.
+    """
+    axis = np.linspace(0.0, 1.0, samples, dtype="float32")
+    rgb = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(1, -1, 1, 3)
+    ab = ops.convert_to_numpy(rgb_to_lab(rgb)).reshape(-1, 3)[:, 1:]
+    occupied = np.unique(np.floor(ab / grid).astype("int64"), axis=0)
+    return ((occupied + 0.5) * grid).astype("float32")
+
+
+def soft_encode(ab, centres, neighbours=5, sigma=5.0):
+    """Each ab value (..., 2) as weights on its ``neighbours`` nearest bin centres (Q, 2), Gaussian in distance.
+
+    Zhang et al. (2016), Sec. 2.1: 5 nearest neighbours (bins tied with the fifth kept too), sigma = 5;
+    the weights sum to one.
+    """
+    distance2 = ops.sum(ops.square(ops.expand_dims(ab, -2) - centres), axis=-1)
+    nearest = -ops.top_k(-distance2, neighbours)[0]
+    kept = ops.cast(distance2 <= nearest[..., -1:], distance2.dtype)
+    weights = kept * ops.exp((nearest[..., :1] - distance2) / (2.0 * sigma**2))
+    return weights / ops.sum(weights, axis=-1, keepdims=True)
+
+
 class Colorization(SSLModel):
     """Predict the ab channels (CIE Lab) from the lightness L, at a quarter of the input resolution."""
 
     AB_SCALE = 110.0
+    LOSSES = ("bins", "regression")
 
-    def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, seed=0, **kwargs):
+    def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins",
+                 rebalance=0.5, prior_momentum=0.99, crop_scale=None, seed=0, **kwargs):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         height, width = input_shape[0], input_shape[1]
         if height % 4 or width % 4:
             raise ValueError(f"colorization needs a height and width divisible by 4, got {input_shape}")
+        if loss not in self.LOSSES:
+            raise ValueError(f"colorization loss must be one of {self.LOSSES}, got {loss!r}")
+        self.loss_kind, self.rebalance, self.prior_momentum = loss, rebalance, prior_momentum
+        self.crop_scale = crop_scale
+        self.centres = ab_bin_centres()
         self.trunk = build_encoder(backbone, (height, width, 1), pooling=None)
         rgb = keras.Input(shape=tuple(input_shape), name="rgb")
         lightness = Lightness(name="lightness")(rgb)
         pooled = layers.GlobalAveragePooling2D(name="avg_pool")(self.trunk(lightness))
         self.encoder = keras.Model(rgb, pooled, name=f"{self.trunk.name}_lightness")
+        outputs = len(self.centres) if loss == "bins" else 2
         self.decoder = keras.Sequential([
             layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv"),
             layers.Resizing(height // 4, width // 4, interpolation="bilinear", name="decoder_resize"),
             layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv2"),
-            layers.Conv2D(2, 1, name="decoder_ab"),
+            layers.Conv2D(outputs, 1, name="decoder_ab"),
         ], name="ab_decoder")
+        # How often each ab bin occurs in the targets, a running average kept for class rebalancing.
+        self.prior = self.add_weight(
+            shape=(outputs,), initializer=keras.initializers.Constant(1.0 / outputs), trainable=False, name="ab_prior"
+        )
 
     def call(self, images, training=False):
+        if self.crop_scale and training:  # random crops, as Zhang et al. train on
+            images = random_resized_crop(images, self.crop_scale, flip=False, seed=self.seed_generator)
         lab = rgb_to_lab(images)
-        target = ops.average_pool(lab[..., 1:] / self.AB_SCALE, 4, 4)
         features = self.trunk(lab[..., :1] / 100.0, training=training)
-        return {"ab": self.decoder(features, training=training), "target": target}
+        prediction = self.decoder(features, training=training)
+        if self.loss_kind == "regression":
+            return {"ab": prediction, "target": ops.average_pool(lab[..., 1:] / self.AB_SCALE, 4, 4)}
+        # As Zhang et al.: the ab image brought to the output resolution, then soft-encoded.
+        target = soft_encode(ops.average_pool(lab[..., 1:], 4, 4), ops.convert_to_tensor(self.centres))
+        if training:
+            frequency = ops.mean(ops.reshape(target, (-1, target.shape[-1])), axis=0)
+            self.prior.assign(self.prior_momentum * self.prior + (1.0 - self.prior_momentum) * frequency)
+        return {"logits": prediction, "target": target, "weights": self.rebalancing_weights(target)}
+
+    def rebalancing_weights(self, target):
+        """Zhang et al.'s ``w ~ ((1 - lambda) p + lambda / Q)^-1`` with ``E_p[w] = 1``, at each cell's likeliest bin."""
+        prior = ops.stop_gradient(ops.convert_to_tensor(self.prior))
+        count = float(prior.shape[0])
+        weights = 1.0 / ((1.0 - self.rebalance) * prior + self.rebalance / count)
+        weights = weights / ops.sum(prior * weights)
+        return ops.take(weights, ops.argmax(target, axis=-1))
 
     def ssl_loss(self, outputs):
-        return ops.mean(ops.square(outputs["ab"] - outputs["target"]))
+        if self.loss_kind == "regression":
+            return ops.mean(ops.square(outputs["ab"] - outputs["target"]))
+        log_probabilities = ops.log_softmax(outputs["logits"], axis=-1)
+        cross_entropy = -ops.sum(outputs["target"] * log_probabilities, axis=-1)
+        return ops.mean(outputs["weights"] * cross_entropy)
 
 
 def build_colorization(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, seed=0, name="colorization",
+    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins", rebalance=0.5,
+    crop_scale=None, seed=0, name="colorization",
 ):
-    """Colorization (Zhang et al., 2016): predict the ab colour channels from the lightness L."""
-    return Colorization(backbone, input_shape, decoder_filters, seed, name=name).build_now()
+    """Colorization (Zhang et al., 2016): classify the ab colour of each cell from the lightness L.
+
+    ``loss="bins"`` (the paper's): cross-entropy over in-gamut ab bins, soft targets, rebalanced by
+    ``rebalance`` (lambda); ``"regression"``: mean squared error on ab.
+    """
+    return Colorization(
+        backbone, input_shape, decoder_filters, loss, rebalance, crop_scale=crop_scale, seed=seed, name=name
+    ).build_now()
 
 
 register_model("rotnet", build_rotnet, "ssl")
