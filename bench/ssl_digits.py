@@ -10,6 +10,7 @@ and the supervised baseline: the same network trained from scratch on the same 1
 A second table gives each method's margin over the better of the two random rows, column by column.
 
     PYTHONPATH=. python bench/ssl_digits.py                  # all methods, ~10 min on 2 CPU cores
+    PYTHONPATH=. python bench/ssl_digits.py --seeds 3        # three runs each: mean ± sd, ~30 min
     PYTHONPATH=. python bench/ssl_digits.py --methods rotnet simclr --epochs-scale 0.5
 """
 
@@ -69,17 +70,31 @@ def evaluate_encoder(encoder, data, subsets, finetune=True):
     return scores
 
 
-def row(name, seconds, epochs, scores):
-    cells = [f"{100 * scores[key]:.1f}" if key in scores else "-" for key in COLUMNS]
-    return f"| {name} | {seconds} | {epochs} | " + " | ".join(cells) + " |"
+def mean_scores(runs):
+    """Per column, the mean and standard deviation over runs (dicts of accuracies)."""
+    keys = [key for key in COLUMNS if key in runs[0]]
+    return {key: (float(np.mean([r[key] for r in runs])), float(np.std([r[key] for r in runs]))) for key in keys}
+
+
+def row(name, seconds, epochs, runs):
+    stats = mean_scores(runs)
+
+    def cell(key):
+        if key not in stats:
+            return "-"
+        mean, spread = stats[key]
+        return f"{100 * mean:.1f}" + (f" ± {100 * spread:.1f}" if len(runs) > 1 else "")
+
+    return f"| {name} | {seconds} | {epochs} | " + " | ".join(cell(key) for key in COLUMNS) + " |"
 
 
 def margin_table(results, floor):
-    """Each method's accuracy minus the random floor, in points, for the four frozen-feature columns."""
+    """Each method's mean accuracy minus the random floor, in points, for the frozen-feature columns."""
     keys = COLUMNS[:4]
     lines = ["| method | linear probe | k-NN | linear probe, 10% | k-NN, 10% |", "|---|---|---|---|---|"]
-    for method, scores in results.items():
-        lines.append(f"| {method} | " + " | ".join(f"{100 * (scores[k] - floor[k]):+.1f}" for k in keys) + " |")
+    for method, runs in results.items():
+        stats = mean_scores(runs)
+        lines.append(f"| {method} | " + " | ".join(f"{100 * (stats[k][0] - floor[k]):+.1f}" for k in keys) + " |")
     return lines
 
 
@@ -110,7 +125,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every method's epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the data split, label draws and first run's seed")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per method (seeds seed, seed+1, ...): mean ± sd")
     parser.add_argument("--plot", metavar="PNG", help="write every method's pre-training loss curve in one figure")
     args = parser.parse_args(argv)
 
@@ -118,40 +134,53 @@ def main(argv=None):
     train_x, train_y, test_x, test_y, _ = load_split("digits", size=32, seed=args.seed)
     data = (train_x, train_y, test_x, test_y)
     subsets = [evaluate.label_subset(train_y, 0.1, seed=args.seed + draw) for draw in range(LABEL_DRAWS)]
+    seeds = [args.seed + run for run in range(args.seeds)]
     print(f"digits: {len(train_x)} pre-training images (labels unused), {len(test_x)} test images, "
-          f"{len(subsets[0])} labels (10%); backbone {BACKBONE}, backend {keras.backend.backend()}", file=sys.stderr)
+          f"{len(subsets[0])} labels (10%); backbone {BACKBONE}, backend {keras.backend.backend()}, "
+          f"seeds {seeds}", file=sys.stderr)
 
     lines = [
         "| method | pre-training (s) | epochs | linear probe | k-NN | linear probe, 10% labels | k-NN, 10% labels "
         "| fine-tune, 10% labels |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    random_encoder = evaluate.random_encoder(BACKBONE, train_x.shape[1:], args.seed)
-    as_initialised = evaluate_encoder(random_encoder, data, subsets)
-    evaluate.recalibrate_batch_norm(random_encoder, train_x, seed=args.seed)
-    recalibrated = evaluate_encoder(random_encoder, data, subsets, finetune=False)
-    floor = {key: max(as_initialised[key], recalibrated[key]) for key in COLUMNS[:4]}
-    lines.append(row("random init (no training)", "-", "-", {k: v for k, v in as_initialised.items() if k != "finetune_10"}))
+    as_initialised, recalibrated = [], []
+    for seed in seeds:
+        random_encoder = evaluate.random_encoder(BACKBONE, train_x.shape[1:], seed)
+        as_initialised.append(evaluate_encoder(random_encoder, data, subsets))
+        evaluate.recalibrate_batch_norm(random_encoder, train_x, seed=seed)
+        recalibrated.append(evaluate_encoder(random_encoder, data, subsets, finetune=False))
+        keras.backend.clear_session()
+    initialised_stats, recalibrated_stats = mean_scores(as_initialised), mean_scores(recalibrated)
+    floor = {key: max(initialised_stats[key][0], recalibrated_stats[key][0]) for key in COLUMNS[:4]}
+    frozen = [{k: v for k, v in r.items() if k != "finetune_10"} for r in as_initialised]
+    supervised = [{"finetune_10": r["finetune_10"]} for r in as_initialised]
+    lines.append(row("random init (no training)", "-", "-", frozen))
     lines.append(row("random init, batch-norm statistics from the images", "-", "-", recalibrated))
-    lines.append(row("supervised from scratch, 10% labels", "-", "-", {"finetune_10": as_initialised["finetune_10"]}))
+    lines.append(row("supervised from scratch, 10% labels", "-", "-", supervised))
     print("\n".join(lines), file=sys.stderr)
     curves, results = {}, {}
     for method in args.methods:
         settings = dict(SETTINGS[method])
         epochs = max(1, round(settings.pop("epochs") * args.epochs_scale))
-        result = pretrain(method, train_x, epochs=epochs, learning_rate=LEARNING_RATE, seed=args.seed,
-                          backbone=BACKBONE, **settings)
-        curves[method] = result.history["loss"]
-        results[method] = evaluate_encoder(result.encoder, data, subsets)
-        lines.append(row(method, f"{result.seconds:.0f}", epochs, results[method]))
+        runs, seconds = [], []
+        for seed in seeds:
+            result = pretrain(method, train_x, epochs=epochs, learning_rate=LEARNING_RATE, seed=seed,
+                              backbone=BACKBONE, **settings)
+            curves.setdefault(method, result.history["loss"])
+            runs.append(evaluate_encoder(result.encoder, data, subsets))
+            seconds.append(result.seconds)
+            keras.backend.clear_session()
+        results[method] = runs
+        lines.append(row(method, f"{np.mean(seconds):.0f}", epochs, runs))
         print(lines[-1], file=sys.stderr)
-        keras.backend.clear_session()
     print("\n".join(lines))
-    print("\nMargin over the better random-init row, in points:\n")
+    print("\nMean margin over the better random-init row, in points:\n")
     print("\n".join(margin_table(results, floor)))
     if args.plot:
         plot_curves(curves, args.plot)
-    print(f"\naccuracy in % on {len(test_x)} held-out digits; total {time.perf_counter() - start:.0f} s")
+    runs = f"{len(seeds)} runs per method (mean ± sd); " if len(seeds) > 1 else ""
+    print(f"\n{runs}accuracy in % on {len(test_x)} held-out digits; total {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

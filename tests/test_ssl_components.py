@@ -202,3 +202,14 @@ def test_jigsaw_normalised_tiles_have_zero_mean():
     images = np.random.default_rng(0).uniform(size=(2, 30, 30, 3)).astype("float32")
     tiles = ops.convert_to_numpy(model.cut_tiles(images))
     np.testing.assert_allclose(tiles.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+
+
+def test_jigsaw_crops_before_cutting_in_training_only():
+    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8, gap=0.4,
+                                crop_scale=(0.2, 0.2))
+    values = np.arange(1, 10, dtype="float32").reshape(3, 3)
+    image = np.kron(values, np.ones((10, 10), "float32"))[None, ..., None]
+    plain = ops.convert_to_numpy(model.cut_tiles(image, training=False)).reshape(9, -1)
+    np.testing.assert_allclose(plain.mean(axis=-1), values.ravel())
+    cropped = ops.convert_to_numpy(model.cut_tiles(image, training=True)).reshape(9, -1)
+    assert np.ptp(cropped.mean(axis=-1)) < np.ptp(values)  # a fifth of the image: fewer cells' values in view

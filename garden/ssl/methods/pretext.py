@@ -210,7 +210,7 @@ class Colorization(SSLModel):
     LOSSES = ("bins", "regression")
 
     def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins",
-                 rebalance=0.5, prior_momentum=0.99, crop_scale=None, seed=0, **kwargs):
+                 rebalance=0.5, prior_momentum=0.99, seed=0, **kwargs):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         height, width = input_shape[0], input_shape[1]
         if height % 4 or width % 4:
@@ -218,7 +218,6 @@ class Colorization(SSLModel):
         if loss not in self.LOSSES:
             raise ValueError(f"colorization loss must be one of {self.LOSSES}, got {loss!r}")
         self.loss_kind, self.rebalance, self.prior_momentum = loss, rebalance, prior_momentum
-        self.crop_scale = crop_scale
         self.centres = ab_bin_centres()
         self.trunk = build_encoder(backbone, (height, width, 1), pooling=None)
         rgb = keras.Input(shape=tuple(input_shape), name="rgb")
@@ -238,8 +237,6 @@ class Colorization(SSLModel):
         )
 
     def call(self, images, training=False):
-        if self.crop_scale and training:  # random crops, as Zhang et al. train on
-            images = random_resized_crop(images, self.crop_scale, flip=False, seed=self.seed_generator)
         lab = rgb_to_lab(images)
         features = self.trunk(lab[..., :1] / 100.0, training=training)
         prediction = self.decoder(features, training=training)
@@ -269,17 +266,15 @@ class Colorization(SSLModel):
 
 
 def build_colorization(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins", rebalance=0.5,
-    crop_scale=None, seed=0, name="colorization",
+    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins", rebalance=0.5, seed=0,
+    name="colorization",
 ):
     """Colorization (Zhang et al., 2016): classify the ab colour of each cell from the lightness L.
 
     ``loss="bins"`` (the paper's): cross-entropy over in-gamut ab bins, soft targets, rebalanced by
     ``rebalance`` (lambda); ``"regression"``: mean squared error on ab.
     """
-    return Colorization(
-        backbone, input_shape, decoder_filters, loss, rebalance, crop_scale=crop_scale, seed=seed, name=name
-    ).build_now()
+    return Colorization(backbone, input_shape, decoder_filters, loss, rebalance, seed=seed, name=name).build_now()
 
 
 register_model("rotnet", build_rotnet, "ssl")
