@@ -13,6 +13,7 @@
   class rebalancing (``loss="bins"``); ``loss="regression"`` is the paper's L2 baseline.
 """
 
+import functools
 import itertools
 
 import keras
@@ -177,11 +178,13 @@ class Lightness(layers.Layer):
         return tuple(input_shape[:-1]) + (1,)
 
 
+@functools.cache
 def ab_bin_centres(grid=10.0, samples=65):
     """Centres (Q, 2) of the ``grid``-unit ab bins that hold at least one sRGB colour (Q = 264 for 10).
 
     Zhang et al. (2016), Sec. 2.1, quantise the ab plane into bins of size 10 and keep the in-gamut
-    ones; here the gamut is sampled on a ``samples``^3 grid of sRGB colours.
+    ones; here the gamut is sampled on a ``samples``^3 grid of sRGB colours. Computed once per
+    process (the array is shared: do not modify it).
     """
     axis = np.linspace(0.0, 1.0, samples, dtype="float32")
     rgb = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(1, -1, 1, 3)
@@ -218,23 +221,26 @@ class Colorization(SSLModel):
         if loss not in self.LOSSES:
             raise ValueError(f"colorization loss must be one of {self.LOSSES}, got {loss!r}")
         self.loss_kind, self.rebalance, self.prior_momentum = loss, rebalance, prior_momentum
-        self.centres = ab_bin_centres()
         self.trunk = build_encoder(backbone, (height, width, 1), pooling=None)
         rgb = keras.Input(shape=tuple(input_shape), name="rgb")
         lightness = Lightness(name="lightness")(rgb)
         pooled = layers.GlobalAveragePooling2D(name="avg_pool")(self.trunk(lightness))
         self.encoder = keras.Model(rgb, pooled, name=f"{self.trunk.name}_lightness")
-        outputs = len(self.centres) if loss == "bins" else 2
+        outputs = 2
+        if loss == "bins":
+            self.centres = ab_bin_centres()
+            outputs = len(self.centres)
+            # How often each ab bin occurs in the targets, a running average kept for class rebalancing.
+            self.prior = self.add_weight(
+                shape=(outputs,), initializer=keras.initializers.Constant(1.0 / outputs), trainable=False,
+                name="ab_prior",
+            )
         self.decoder = keras.Sequential([
             layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv"),
             layers.Resizing(height // 4, width // 4, interpolation="bilinear", name="decoder_resize"),
             layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv2"),
             layers.Conv2D(outputs, 1, name="decoder_ab"),
         ], name="ab_decoder")
-        # How often each ab bin occurs in the targets, a running average kept for class rebalancing.
-        self.prior = self.add_weight(
-            shape=(outputs,), initializer=keras.initializers.Constant(1.0 / outputs), trainable=False, name="ab_prior"
-        )
 
     def call(self, images, training=False):
         lab = rgb_to_lab(images)
