@@ -213,3 +213,17 @@ def test_jigsaw_crops_before_cutting_in_training_only():
     np.testing.assert_allclose(plain.mean(axis=-1), values.ravel())
     cropped = ops.convert_to_numpy(model.cut_tiles(image, training=True)).reshape(9, -1)
     assert np.ptp(cropped.mean(axis=-1)) < np.ptp(values)  # a fifth of the image: fewer cells' values in view
+
+
+@pytest.mark.parametrize("name, options", [
+    ("rotnet", dict(hidden_units=8)),
+    ("colorization", dict(decoder_filters=4)),
+    ("jigsaw", dict(num_permutations=4, hidden_units=8)),
+])
+def test_pretext_crop_zooms_in_during_training_only(name, options):
+    model = garden.create_model(name, input_shape=(12, 12, 3), crop_scale=(0.25, 0.25), **options)
+    ramp = np.broadcast_to(np.linspace(0.0, 1.0, 12, dtype="float32")[None, None, :, None], (4, 12, 12, 3))
+    np.testing.assert_array_equal(ops.convert_to_numpy(model.crop_in_training(ramp, training=False)), ramp)
+    cropped = ops.convert_to_numpy(model.crop_in_training(ramp, training=True))
+    spans = cropped.max(axis=(1, 2, 3)) - cropped.min(axis=(1, 2, 3))
+    assert np.all(spans < 0.75)  # a quarter of the area: at most about half the ramp's width in view

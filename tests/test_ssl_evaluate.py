@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from garden.cli import main
+from garden.ssl.cli import method_option
 from garden.errors import GardenError
 from garden.ssl import evaluate
 from garden.data.classification import digits
@@ -84,8 +85,9 @@ def test_finetune_and_baseline_learn_a_trivial_task():
 def test_cli_pretrains_then_evaluates(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["ssl", "rotnet", "--data", "digits", "--epochs", "2", "--limit", "60", "--size", "16",
-                 "--batch-size", "16", "--out", str(out)])
+                 "--batch-size", "16", "--option", "crop_scale=0.5,1.0", "--out", str(out)])
     assert code == 0
+    assert json.loads((out / "ssl.json").read_text())["options"] == {"crop_scale": [0.5, 1.0]}
     for name in ("encoder.keras", "history.json", "learning_curve.png", "ssl.json"):
         assert (out / name).is_file(), name
     assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
@@ -111,3 +113,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["ssl", "rotnet", "--backbone", "nonet", "--limit", "40", "--out", str(tmp_path)]) == 2
     assert "backbone" in capsys.readouterr().err
+    assert main(["ssl", "rotnet", "--option", "crop_scale", "--out", str(tmp_path)]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    assert main(["ssl", "rotnet", "--option", "temprature=0.1", "--limit", "40", "--out", str(fresh)]) == 2
+    assert "does not take temprature" in capsys.readouterr().err
+    assert not fresh.exists()  # nothing written before the method was built
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("temperature=0.2", ("temperature", 0.2)),
+    ("crop_scale=0.5,1.0", ("crop_scale", (0.5, 1.0))),
+    ("loss=regression", ("loss", "regression")),
+    ("normalize_tiles=true", ("normalize_tiles", True)),
+    (" views = {'flip': False}", ("views", {"flip": False})),
+])
+def test_method_options_are_read_as_literals(text, expected):
+    assert method_option(text) == expected

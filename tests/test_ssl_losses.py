@@ -1,5 +1,6 @@
 """Every SSL loss against a NumPy reference written from the paper's equation, term by term."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -116,3 +117,80 @@ def test_barlow_twins_is_zero_for_identical_decorrelated_views():
 def test_l2_normalize_unit_rows_and_zero_safe():
     x = np.array([[3.0, 4.0], [0.0, 0.0]], "float32")
     np.testing.assert_allclose(ops.convert_to_numpy(losses.l2_normalize(x)), [[0.6, 0.8], [0.0, 0.0]], atol=1e-6)
+
+
+def _sinkhorn_reference(scores, epsilon, iterations):
+    """Caron et al. (2020), Algorithm 1, in the paper's layout: Q is K x B (prototypes x samples)."""
+    q = np.exp(scores.T.astype("float64") / epsilon)
+    q /= q.sum()
+    k, b = q.shape
+    for _ in range(iterations):
+        for row in range(k):  # each prototype's total over the batch: 1/K
+            q[row] /= q[row].sum() * k
+        for column in range(b):  # each sample's total over the prototypes: 1/B
+            q[:, column] /= q[:, column].sum() * b
+    return (q * b).T
+
+
+@pytest.mark.parametrize("epsilon,iterations", [(0.05, 3), (0.5, 1), (0.1, 10)])
+def test_sinkhorn_matches_algorithm_1(rng, epsilon, iterations):
+    z = rng.normal(size=(12, 8))
+    prototypes = rng.normal(size=(8, 5))
+    scores = (z / np.linalg.norm(z, axis=1, keepdims=True)) @ (prototypes / np.linalg.norm(prototypes, axis=0))
+    got = ops.convert_to_numpy(losses.sinkhorn(scores.astype("float32"), epsilon, iterations))
+    np.testing.assert_allclose(got, _sinkhorn_reference(scores, epsilon, iterations), rtol=1e-4, atol=1e-6)
+    # The last step normalises each sample: its assignment sums to exactly 1.
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_sinkhorn_splits_the_batch_equally_only_in_the_limit(rng):
+    scores = rng.uniform(-1, 1, size=(16, 4)).astype("float32")
+    # After the final (per-sample) step the prototype totals are near B/K = 4, not equal to it ...
+    few = ops.convert_to_numpy(losses.sinkhorn(scores, 0.05, 3)).sum(axis=0)
+    many = ops.convert_to_numpy(losses.sinkhorn(scores, 0.05, 500)).sum(axis=0)
+    assert np.abs(few - 4.0).max() > 1e-4
+    # ... and reach it as the iterations converge.
+    np.testing.assert_allclose(many, 4.0, atol=1e-3)
+    assert np.abs(many - 4.0).max() < np.abs(few - 4.0).max()
+
+
+def test_sinkhorn_is_stable_for_large_scores_and_stops_the_gradient(rng):
+    scores = rng.normal(size=(6, 3)).astype("float32")
+    shifted = ops.convert_to_numpy(losses.sinkhorn(scores + 100.0, 0.05, 3))  # exp(2,000) without the max
+    assert np.all(np.isfinite(shifted))
+    np.testing.assert_allclose(shifted, ops.convert_to_numpy(losses.sinkhorn(scores, 0.05, 3)), atol=1e-5)
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradient checked with TensorFlow's tape")
+    tf = pytest.importorskip("tensorflow")
+    variable = tf.Variable(scores)
+    with tf.GradientTape() as tape:
+        codes = ops.sum(losses.sinkhorn(variable) * tf.range(3, dtype="float32"))
+    assert tape.gradient(codes, variable) is None
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_swav_loss_matches_swapped_prediction(rng, temperature):
+    scores1, scores2 = rng.uniform(-1, 1, size=(2, 6, 4)).astype("float32")
+    q1, q2 = rng.dirichlet(np.ones(4), size=(2, 6)).astype("float32")
+
+    def cross_entropy(codes, scores):  # -sum_k q^(k) log p^(k), p = softmax(scores / t)
+        p = np.exp(scores / temperature) / np.exp(scores / temperature).sum()
+        return -sum(codes[k] * np.log(p[k]) for k in range(len(codes)))
+
+    n = len(scores1)
+    expected = sum(cross_entropy(q2[i], scores1[i]) + cross_entropy(q1[i], scores2[i]) for i in range(n)) / (2 * n)
+    got = losses.swav_loss(scores1, scores2, q1, q2, temperature)
+    assert _np(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_swav_loss_gradient_reaches_the_scores_not_the_codes(rng):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradient checked with TensorFlow's tape")
+    tf = pytest.importorskip("tensorflow")
+    scores1, scores2 = (tf.Variable(s) for s in rng.uniform(-1, 1, size=(2, 4, 3)).astype("float32"))
+    q1, q2 = (tf.Variable(q) for q in rng.dirichlet(np.ones(3), size=(2, 4)).astype("float32"))
+    with tf.GradientTape() as tape:
+        loss = losses.swav_loss(scores1, scores2, q1, q2)
+    grads = tape.gradient(loss, [scores1, scores2, q1, q2])
+    assert grads[2] is None and grads[3] is None
+    assert all(np.abs(g.numpy()).sum() > 0 for g in grads[:2])

@@ -12,7 +12,7 @@ import pytest
 
 import garden
 
-METHODS = ("barlow_twins", "byol", "colorization", "cpc", "jigsaw", "moco_v2", "rotnet", "simclr", "simsiam")
+METHODS = ("barlow_twins", "byol", "colorization", "cpc", "jigsaw", "moco_v2", "rotnet", "simclr", "simsiam", "swav")
 # Tiny versions: 16x16 images, narrow heads.
 TINY = {
     "barlow_twins": dict(projection_units=(32, 32)),
@@ -24,11 +24,12 @@ TINY = {
     "rotnet": dict(hidden_units=16),
     "simclr": dict(projection_units=(32, 16)),
     "simsiam": dict(projection_units=(32, 32), prediction_units=(8, 32)),
+    "swav": dict(projection_units=(32, 16), num_prototypes=6),
 }
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_nine_methods_are_registered():
+def test_the_ten_methods_are_registered():
     assert set(garden.list_models("ssl")) == set(METHODS)
 
 
@@ -85,3 +86,21 @@ def test_every_method_trains_under_pytorch():
     assert backend == "torch" and set(results) == set(METHODS)
     for name, (loss, shape, finite, moved) in results.items():
         assert np.isfinite(loss) and shape[0] == 2 and finite and moved, name
+
+
+def test_swav_prototypes_stay_unit_norm_through_training():
+    import keras
+
+    model = garden.create_model("swav", input_shape=(16, 16, 3), **TINY["swav"])
+    kernel = model.prototypes.kernel  # (embedding, prototypes): one prototype per column
+    np.testing.assert_allclose(np.linalg.norm(keras.ops.convert_to_numpy(kernel), axis=0), 1.0, atol=1e-5)
+    before = keras.ops.convert_to_numpy(kernel).copy()
+    images = np.random.default_rng(0).uniform(size=(8, 16, 16, 3)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(images, batch_size=4, epochs=1, verbose=0)
+    after = keras.ops.convert_to_numpy(kernel)
+    assert not np.allclose(before, after), "the prototypes did not train"
+    np.testing.assert_allclose(np.linalg.norm(after, axis=0), 1.0, atol=1e-5)  # renormalised after each step
+    outputs = {k: keras.ops.convert_to_numpy(v) for k, v in model(images, training=True).items()}
+    assert outputs["scores1"].shape == (8, 6) and np.abs(outputs["scores1"]).max() <= 1.0 + 1e-5  # cosines
+    np.testing.assert_allclose(outputs["q1"].sum(axis=1), 1.0, atol=1e-5)

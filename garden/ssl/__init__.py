@@ -1,7 +1,7 @@
 """Self-supervised learning: pre-train an encoder on unlabeled images, then evaluate it with few labels.
 
 Components apart (``losses``, ``heads``, ``views``) and the methods that put them together
-(``methods``: rotnet, jigsaw, colorization, cpc, simclr, moco_v2, byol, barlow_twins, simsiam),
+(``methods``: rotnet, jigsaw, colorization, cpc, simclr, moco_v2, byol, barlow_twins, simsiam, swav),
 each registered under task "ssl"; ``evaluate`` holds the linear probe, k-NN and fine-tuning. See
 docs/ssl.md.
 

@@ -1,10 +1,12 @@
 """``garden ssl`` (pre-train a method, keep its encoder) and ``garden ssl-eval`` (probe it with labels).
 
     garden ssl simclr --backbone small_cnn --data digits --epochs 20 --out runs/simclr
+    garden ssl rotnet --option crop_scale=0.5,1.0 --out runs/rotnet
     garden ssl-eval runs/simclr --protocol linear
     garden ssl-eval runs/simclr --protocol finetune --labels 0.1
 """
 
+import ast
 import json
 import sys
 from pathlib import Path
@@ -26,6 +28,8 @@ def add_commands(commands):
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--limit", type=int, help="use only the first N images of the source (quick runs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=method_option,
+                   help="a builder argument of the method, e.g. temperature=0.2 or crop_scale=0.5,1.0 (repeatable)")
     p.set_defaults(run=run_ssl)
 
     p = commands.add_parser("ssl-eval", help="evaluate a pre-trained encoder: linear probe, k-NN or fine-tuning")
@@ -36,6 +40,19 @@ def add_commands(commands):
     p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
     p.add_argument("--k", type=int, default=20, help="neighbours of the k-NN vote (default 20)")
     p.set_defaults(run=run_ssl_eval)
+
+
+def method_option(text):
+    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal where it is one."""
+    name, equals, value = text.partition("=")
+    value = value.strip()
+    if not equals or not name.strip().isidentifier():
+        raise UsageError(f"--option takes NAME=VALUE (e.g. crop_scale=0.5,1.0), got {text!r}")
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        value = {"true": True, "false": False, "none": None}.get(value.lower(), value)
+    return name.strip(), value
 
 
 def run_ssl(args):
@@ -49,14 +66,15 @@ def run_ssl(args):
         raise UsageError(f"{args.method!r} is not a self-supervised method; choose one of {', '.join(list_models('ssl'))}")
     if args.epochs <= 0 or args.batch_size <= 0 or args.size <= 0:
         raise UsageError("--epochs, --batch-size and --size must be positive")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    options = dict(args.option)
     images, _, _, _, _ = load_split(args.data, args.size, args.limit, seed=args.seed)
     print(f"pre-training {args.method} on {len(images)} unlabeled {args.data} images", file=sys.stderr)
     result = pretrain(
         args.method, images, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        seed=args.seed, backbone=args.backbone, verbose=2,
+        seed=args.seed, backbone=args.backbone, verbose=2, **options,
     )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "encoder.keras") as temporary:
         result.encoder.save(temporary)
     history = {key: [float(v) for v in values] for key, values in result.history.items()}
@@ -65,7 +83,8 @@ def run_ssl(args):
     record = {
         "method": args.method, "backbone": args.backbone, "data": args.data, "size": args.size,
         "limit": args.limit, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "seconds": round(result.seconds, 2), "images": len(images),
+        "learning_rate": args.learning_rate, "options": options, "seconds": round(result.seconds, 2),
+        "images": len(images),
     }
     write_text(out / "ssl.json", json.dumps(record, indent=1) + "\n")
     print(f"{args.method}: final loss {history['loss'][-1]:.4f} after {result.seconds:.1f} s; wrote {out}/encoder.keras")

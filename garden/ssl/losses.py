@@ -105,3 +105,46 @@ def barlow_twins(z1, z2, off_diagonal_weight=5e-3, epsilon=1e-5):
     on_diagonal = ops.sum(ops.square(ops.diagonal(correlation) - 1.0))
     off_diagonal = ops.sum(ops.square(correlation * (1.0 - identity)))
     return on_diagonal + off_diagonal_weight * off_diagonal
+
+
+def sinkhorn(scores, epsilon=0.05, iterations=3):
+    """SwAV's codes: a soft assignment of the batch to the prototypes, in equal parts (no gradient).
+
+    Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments"
+    (NeurIPS 2020), Sec. 3.1 and Algorithm 1: ``Q = exp(scores / epsilon)`` for ``scores`` (B, K)
+    of B samples against K prototypes, then ``iterations`` rounds of the Sinkhorn-Knopp algorithm,
+    each scaling every prototype's total over the batch to ``1/K``, then every sample's total over
+    the prototypes to ``1/B``; multiplied by ``B`` at the end. The last step is the per-sample one,
+    so each row of the result (one sample's assignment) sums to exactly 1; the prototypes' totals
+    (the equal partition, ``B/K`` each) hold only approximately, closer with more iterations.
+
+    ``scores`` minus their largest entry before ``exp``: a global constant factor that the
+    normalisations cancel exactly, so the codes are unchanged and no entry overflows.
+    """
+    scores = ops.stop_gradient(ops.convert_to_tensor(scores))
+    batch, prototypes = ops.shape(scores)[0], ops.shape(scores)[1]
+    q = ops.exp((scores - ops.max(scores)) / epsilon)
+    q = q / ops.sum(q)
+    for _ in range(iterations):
+        q = q / (ops.sum(q, axis=0, keepdims=True) * ops.cast(prototypes, q.dtype))  # prototype totals 1/K
+        q = q / (ops.sum(q, axis=1, keepdims=True) * ops.cast(batch, q.dtype))  # sample totals 1/B
+    return ops.stop_gradient(q * ops.cast(batch, q.dtype))
+
+
+def swav_loss(scores1, scores2, q1, q2, temperature=0.1):
+    """SwAV's swapped prediction: each view's scores predict the other view's codes.
+
+    Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments"
+    (NeurIPS 2020), Eq. 1-2: ``l(z_t, q_s) = -sum_k q_s^(k) log p_t^(k)`` with
+    ``p_t = softmax(z_t^T C / temperature)``; ``scores`` (B, K) are the ``z^T C`` of the two views
+    and ``q`` (B, K) their codes (``sinkhorn``), taken without gradient. Normalisation: the mean
+    over the batch of ``l(z_1, q_2) + l(z_2, q_1)``, divided by 2 (as the authors' code divides by
+    the number of views that give codes), so the loss is the mean cross-entropy of one prediction.
+    """
+
+    def cross_entropy_to(codes, logits):
+        log_probabilities = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
+        return -ops.mean(ops.sum(ops.stop_gradient(ops.convert_to_tensor(codes)) * log_probabilities, axis=-1))
+
+    scores1, scores2 = ops.convert_to_tensor(scores1), ops.convert_to_tensor(scores2)
+    return 0.5 * (cross_entropy_to(q2, scores1 / temperature) + cross_entropy_to(q1, scores2 / temperature))

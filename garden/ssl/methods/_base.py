@@ -13,17 +13,28 @@ import keras
 from keras import ops
 
 from garden.errors import GardenError
-from garden.ssl.views import ViewRecipe
+from garden.ssl.views import ViewRecipe, random_resized_crop
 
 
 class SSLModel(keras.Model):
     """Base class: ``encoder`` (kept after pre-training), ``ssl_loss(outputs)`` (the method's loss)."""
 
-    def __init__(self, *, input_shape, seed=0, **kwargs):
+    def __init__(self, *, input_shape, seed=0, crop_scale=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(input_shape)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.crop_scale = tuple(crop_scale) if crop_scale else None
+
+    def crop_in_training(self, images, training):
+        """A random resized crop of ``crop_scale`` of each image's area, in training only (no flip).
+
+        The pretext tasks' augmentation: without it, an encoder pre-trained on a few thousand small
+        images learns their exact pixels (RotNet and colorization on digits: see docs/ssl.md).
+        """
+        if not (self.crop_scale and training):
+            return images
+        return random_resized_crop(images, self.crop_scale, flip=False, seed=self.seed_generator)
 
     def ssl_loss(self, outputs):
         raise NotImplementedError

@@ -24,7 +24,7 @@ from garden.registry import register_model
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods._base import SSLModel, build_encoder, check_square
-from garden.ssl.views import random_resized_crop, random_translate
+from garden.ssl.views import random_translate
 
 # ---------------------------------------------------------------- RotNet
 
@@ -32,13 +32,15 @@ from garden.ssl.views import random_resized_crop, random_translate
 class RotNet(SSLModel):
     """Predict the rotation (0, 90, 180, 270 degrees) of every image, shown in all four."""
 
-    def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, seed=0, **kwargs):
+    def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, crop_scale=None, seed=0,
+                 **kwargs):
         check_square(input_shape, "rotnet")
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+        super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         self.encoder = build_encoder(backbone, input_shape)
         self.classifier = MLPHead(units=(hidden_units, 4), name="rotation_head")
 
     def call(self, images, training=False):
+        images = self.crop_in_training(images, training)
         rotated = ops.concatenate([ops.rot90(images, k, axes=(1, 2)) for k in range(4)], axis=0)
         labels = ops.repeat(ops.arange(4, dtype="int32"), ops.shape(images)[0])
         return {"logits": self.classifier(self.encoder(rotated, training=training), training=training), "labels": labels}
@@ -47,9 +49,15 @@ class RotNet(SSLModel):
         return losses.cross_entropy(outputs["labels"], outputs["logits"])
 
 
-def build_rotnet(*, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, seed=0, name="rotnet"):
-    """RotNet (Gidaris et al., 2018): predict which of four rotations an image was turned by."""
-    return RotNet(backbone, input_shape, hidden_units, seed, name=name).build_now()
+def build_rotnet(
+    *, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, crop_scale=None, seed=0, name="rotnet",
+):
+    """RotNet (Gidaris et al., 2018): predict which of four rotations an image was turned by.
+
+    ``crop_scale=(low, high)``: a random resized crop of each image before it is rotated (in
+    training), so that a small dataset is not learnt by heart (docs/ssl.md measures it on digits).
+    """
+    return RotNet(backbone, input_shape, hidden_units, crop_scale, seed, name=name).build_now()
 
 
 # ---------------------------------------------------------------- Jigsaw
@@ -83,9 +91,9 @@ class Jigsaw(SSLModel):
         upscale=1, normalize_tiles=False, crop_scale=None, seed=0, **kwargs,
     ):
         check_square(input_shape, "jigsaw")
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+        super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
-        self.normalize_tiles, self.crop_scale = normalize_tiles, crop_scale
+        self.normalize_tiles = normalize_tiles
         self.permutations = maximal_hamming_permutations(num_permutations, seed=seed)
         self.cell = input_shape[0] * upscale // 3
         self.tile = max(1, int(round(self.cell * (1.0 - gap))))
@@ -108,8 +116,7 @@ class Jigsaw(SSLModel):
 
     def cut_tiles(self, images, training=False):
         """The 3x3 tiles of each image, (9 N, tile, tile, C), row by row for each image in turn."""
-        if self.crop_scale and training:  # a random part of the image: a tile's content does not fix its place
-            images = random_resized_crop(images, self.crop_scale, flip=False, seed=self.seed_generator)
+        images = self.crop_in_training(images, training)  # a tile's content then does not fix its place
         if self.upscale != 1:  # tiles closer in size to the whole images the encoder will see later
             side = images.shape[1] * self.upscale
             images = ops.image.resize(images, (side, side), interpolation="bilinear")
@@ -213,8 +220,8 @@ class Colorization(SSLModel):
     LOSSES = ("bins", "regression")
 
     def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins",
-                 rebalance=0.5, prior_momentum=0.99, seed=0, **kwargs):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+                 rebalance=0.5, prior_momentum=0.99, crop_scale=None, seed=0, **kwargs):
+        super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         height, width = input_shape[0], input_shape[1]
         if height % 4 or width % 4:
             raise ValueError(f"colorization needs a height and width divisible by 4, got {input_shape}")
@@ -243,6 +250,7 @@ class Colorization(SSLModel):
         ], name="ab_decoder")
 
     def call(self, images, training=False):
+        images = self.crop_in_training(images, training)
         lab = rgb_to_lab(images)
         features = self.trunk(lab[..., :1] / 100.0, training=training)
         prediction = self.decoder(features, training=training)
@@ -272,15 +280,18 @@ class Colorization(SSLModel):
 
 
 def build_colorization(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins", rebalance=0.5, seed=0,
-    name="colorization",
+    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins", rebalance=0.5,
+    crop_scale=None, seed=0, name="colorization",
 ):
     """Colorization (Zhang et al., 2016): classify the ab colour of each cell from the lightness L.
 
     ``loss="bins"`` (the paper's): cross-entropy over in-gamut ab bins, soft targets, rebalanced by
-    ``rebalance`` (lambda); ``"regression"``: mean squared error on ab.
+    ``rebalance`` (lambda); ``"regression"``: mean squared error on ab. ``crop_scale=(low, high)``:
+    a random resized crop of each colour image before it is split into L and ab (in training).
     """
-    return Colorization(backbone, input_shape, decoder_filters, loss, rebalance, seed=seed, name=name).build_now()
+    return Colorization(
+        backbone, input_shape, decoder_filters, loss, rebalance, crop_scale=crop_scale, seed=seed, name=name,
+    ).build_now()
 
 
 register_model("rotnet", build_rotnet, "ssl")
