@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 import garden
+from garden.errors import GardenError
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods import Lightness, maximal_hamming_permutations, momentum_schedule, rgb_to_lab
 
@@ -227,3 +228,9 @@ def test_pretext_crop_zooms_in_during_training_only(name, options):
     cropped = ops.convert_to_numpy(model.crop_in_training(ramp, training=True))
     spans = cropped.max(axis=(1, 2, 3)) - cropped.min(axis=(1, 2, 3))
     assert np.all(spans < 0.75)  # a quarter of the area: at most about half the ramp's width in view
+
+
+@pytest.mark.parametrize("crop_scale", [(0.8, 0.2), (0.0, 1.0), (0.5, 1.5), (0.5,), "big"])
+def test_pretext_crop_scale_is_checked(crop_scale):
+    with pytest.raises(GardenError, match="crop_scale"):
+        garden.create_model("rotnet", input_shape=(12, 12, 3), hidden_units=8, crop_scale=crop_scale)

@@ -119,6 +119,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["ssl", "rotnet", "--option", "temprature=0.1", "--limit", "40", "--out", str(fresh)]) == 2
     assert "does not take temprature" in capsys.readouterr().err
     assert not fresh.exists()  # nothing written before the method was built
+    assert main(["ssl", "rotnet", "--option", "crop_scale=0.5", "--limit", "40", "--out", str(fresh)]) == 2
+    assert "crop_scale must be two numbers" in capsys.readouterr().err
+    assert main(["ssl", "colorization", "--option", "loss='l1'", "--limit", "40", "--out", str(fresh)]) == 2
+    assert "cannot build colorization: colorization loss must be one of" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, expected", [

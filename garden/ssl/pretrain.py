@@ -79,7 +79,10 @@ def pretrain(method, images, *, epochs=10, batch_size=128, learning_rate=1e-3, w
     batches = ShuffledBatches(images, batch_size, seed)
     if "total_steps" in inspect.signature(entry.builder).parameters:
         arguments.setdefault("total_steps", max(1, epochs * len(batches)))
-    model = create_model(method, input_shape=images.shape[1:], seed=seed, **arguments)
+    try:
+        model = create_model(method, input_shape=images.shape[1:], seed=seed, **arguments)
+    except ValueError as error:  # a builder argument out of range
+        raise GardenError(f"cannot build {method}: {str(error).splitlines()[0]}") from None
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay))
     start = time.perf_counter()
     history = model.fit(batches, epochs=epochs, verbose=verbose)

@@ -24,7 +24,7 @@ class SSLModel(keras.Model):
         self.image_shape = tuple(input_shape)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.crop_scale = tuple(crop_scale) if crop_scale else None
+        self.crop_scale = check_crop_scale(crop_scale)
 
     def crop_in_training(self, images, training):
         """A random resized crop of ``crop_scale`` of each image's area, in training only (no flip).
@@ -82,6 +82,19 @@ def recipe(views, default):
     if isinstance(views, dict):
         return default.updated(**views)
     raise GardenError(f"views must be a ViewRecipe or a dict of its fields, got {type(views).__name__}")
+
+
+def check_crop_scale(crop_scale):
+    """``None`` or a ``(low, high)`` area fraction with ``0 < low <= high <= 1``, as a tuple."""
+    if crop_scale is None:
+        return None
+    try:
+        low, high = (float(value) for value in crop_scale)
+    except (TypeError, ValueError):
+        raise GardenError(f"crop_scale must be two numbers (low, high), got {crop_scale!r}") from None
+    if not 0.0 < low <= high <= 1.0:
+        raise GardenError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale!r}")
+    return low, high
 
 
 def check_square(input_shape, method):
