@@ -7,6 +7,7 @@ NumPy reference written independently from the papers' equations.
 >>> loss = losses.nt_xent(z1, z2, temperature=0.5)     # two views of the same batch
 """
 
+import keras
 from keras import ops
 
 
@@ -26,6 +27,14 @@ def cross_entropy(labels, logits):
     log_probabilities = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
     picked = ops.take_along_axis(log_probabilities, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
     return -ops.mean(picked)
+
+
+def soft_cross_entropy(targets, logits):
+    """``-sum_k targets_k log softmax(logits)_k`` along the last axis, one value per position (no mean).
+
+    The loss of a soft target distribution: colorization's soft-encoded ab bins, SwAV's codes.
+    """
+    return keras.losses.categorical_crossentropy(targets, logits, from_logits=True)
 
 
 def nt_xent(z1, z2, temperature=0.5):
@@ -142,9 +151,8 @@ def swav_loss(scores1, scores2, q1, q2, temperature=0.1):
     the number of views that give codes), so the loss is the mean cross-entropy of one prediction.
     """
 
-    def cross_entropy_to(codes, logits):
-        log_probabilities = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
-        return -ops.mean(ops.sum(ops.stop_gradient(ops.convert_to_tensor(codes)) * log_probabilities, axis=-1))
+    def cross_entropy_to(codes, scores):
+        codes = ops.stop_gradient(ops.convert_to_tensor(codes))
+        return ops.mean(soft_cross_entropy(codes, ops.convert_to_tensor(scores) / temperature))
 
-    scores1, scores2 = ops.convert_to_tensor(scores1), ops.convert_to_tensor(scores2)
-    return 0.5 * (cross_entropy_to(q2, scores1 / temperature) + cross_entropy_to(q1, scores2 / temperature))
+    return 0.5 * (cross_entropy_to(q2, scores1) + cross_entropy_to(q1, scores2))

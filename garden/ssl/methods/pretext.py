@@ -274,9 +274,7 @@ class Colorization(SSLModel):
     def ssl_loss(self, outputs):
         if self.loss_kind == "regression":
             return ops.mean(ops.square(outputs["ab"] - outputs["target"]))
-        log_probabilities = ops.log_softmax(outputs["logits"], axis=-1)
-        cross_entropy = -ops.sum(outputs["target"] * log_probabilities, axis=-1)
-        return ops.mean(outputs["weights"] * cross_entropy)
+        return ops.mean(outputs["weights"] * losses.soft_cross_entropy(outputs["target"], outputs["logits"]))
 
 
 def build_colorization(
