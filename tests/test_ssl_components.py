@@ -11,6 +11,7 @@ import garden
 from garden.errors import GardenError
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods import Lightness, maximal_hamming_permutations, momentum_schedule, rgb_to_lab
+from garden.ssl.pretrain import pretrain
 
 
 def test_mlp_head_sizes_and_layers():
@@ -214,6 +215,31 @@ def test_jigsaw_crops_before_cutting_in_training_only():
     np.testing.assert_allclose(plain.mean(axis=-1), values.ravel())
     cropped = ops.convert_to_numpy(model.cut_tiles(image, training=True)).reshape(9, -1)
     assert np.ptp(cropped.mean(axis=-1)) < np.ptp(values)  # a fifth of the image: fewer cells' values in view
+
+
+def test_jigsaw_reassembles_shuffled_tiles_into_their_cells():
+    model = garden.create_model("jigsaw", input_shape=(32, 32, 1), num_permutations=4, hidden_units=8, gap=0.4,
+                                reassemble=True)
+    assert (model.cell, model.tile, model.margin) == (10, 6, 2)
+    order = np.array([4, 0, 8, 2, 6, 1, 3, 7, 5])
+    tiles = np.stack([np.full((6, 6, 1), k + 1.0, "float32") for k in order])  # tile k carries order[k] + 1
+    image = ops.convert_to_numpy(model.assemble(tiles))
+    assert image.shape == (1, 32, 32, 1)
+    expected = np.zeros((32, 32), "float32")
+    for k, value in enumerate(order + 1.0):
+        top, left = 1 + 10 * (k // 3) + 2, 1 + 10 * (k % 3) + 2  # a 1-pixel border, then the cell's margin
+        expected[top:top + 6, left:left + 6] = value
+    np.testing.assert_array_equal(image[0, ..., 0], expected)
+
+
+def test_jigsaw_reassembled_reads_the_whole_feature_map_and_keeps_a_pooled_encoder():
+    model = garden.create_model("jigsaw", input_shape=(32, 32, 3), num_permutations=4, hidden_units=8,
+                                reassemble=True)
+    assert model.encoder.input_shape == (None, 32, 32, 3) and model.encoder.output_shape == (None, 256)
+    assert model.classifier.dense_layers[0].kernel.shape[0] == 4 * 4 * 256  # small_cnn's 4x4 map at 32x32
+    with pytest.raises(GardenError, match="upscale"):
+        pretrain("jigsaw", np.zeros((4, 32, 32, 3), "float32"), epochs=1, batch_size=2,
+                 reassemble=True, upscale=2)
 
 
 @pytest.mark.parametrize("name, options", [

@@ -26,6 +26,9 @@ TINY = {
     "simsiam": dict(projection_units=(32, 32), prediction_units=(8, 32)),
     "swav": dict(projection_units=(32, 16), num_prototypes=6),
 }
+# What trains: every method, and the variants that take another path through the model.
+CASES = {name: (name, options) for name, options in TINY.items()}
+CASES["jigsaw_reassembled"] = ("jigsaw", {**TINY["jigsaw"], "reassemble": True})
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,12 +36,13 @@ def test_the_ten_methods_are_registered():
     assert set(garden.list_models("ssl")) == set(METHODS)
 
 
-def train_tiny(name):
-    """Build ``name`` at 16x16, fit two steps; return (losses, encoder features, encoder weights moved)."""
+def train_tiny(case):
+    """Build ``case`` at 16x16, fit two steps; return (losses, encoder features, encoder weights moved)."""
     import keras
 
     images = np.random.default_rng(0).uniform(size=(8, 16, 16, 3)).astype("float32")
-    model = garden.create_model(name, input_shape=(16, 16, 3), **TINY[name])
+    name, options = CASES[case]
+    model = garden.create_model(name, input_shape=(16, 16, 3), **options)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.encoder.trainable_weights]
     history = model.fit(images, batch_size=4, epochs=1, verbose=0)
@@ -49,9 +53,9 @@ def train_tiny(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", METHODS)
-def test_method_trains_with_fit_under_tensorflow(name):
-    losses, features, moved = train_tiny(name)
+@pytest.mark.parametrize("case", CASES)
+def test_method_trains_with_fit_under_tensorflow(case):
+    losses, features, moved = train_tiny(case)
     assert len(losses) == 1 and np.isfinite(losses[0])
     assert features.ndim == 2 and features.shape[0] == 2 and np.all(np.isfinite(features))
     assert moved, "fit did not change the encoder"
@@ -62,9 +66,9 @@ import json, sys
 import numpy as np
 sys.path.insert(0, {root!r})
 import keras, garden
-from tests.test_ssl_methods import TINY, train_tiny
+from tests.test_ssl_methods import CASES, train_tiny
 out = {{}}
-for name in sorted(TINY):
+for name in sorted(CASES):
     losses, features, moved = train_tiny(name)
     out[name] = [float(losses[0]), list(features.shape), bool(np.all(np.isfinite(features))), moved]
 print("RESULT", keras.backend.backend(), json.dumps(out))
@@ -83,7 +87,7 @@ def test_every_method_trains_under_pytorch():
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     _, backend, payload = lines[0].split(" ", 2)
     results = json.loads(payload)
-    assert backend == "torch" and set(results) == set(METHODS)
+    assert backend == "torch" and set(results) == set(CASES)
     for name, (loss, shape, finite, moved) in results.items():
         assert np.isfinite(loss) and shape[0] == 2 and finite and moved, name
 

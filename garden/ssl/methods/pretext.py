@@ -6,7 +6,9 @@
 - ``jigsaw``: Noroozi & Favaro, "Unsupervised Learning of Visual Representations by Solving Jigsaw
   Puzzles" (ECCV 2016): cut a 3x3 grid of tiles (with gaps, so edges do not give the order away),
   shuffle them by one permutation of a set chosen for maximal Hamming distance, and classify which;
-  the tiles go through one shared encoder (the "context-free network").
+  the tiles go through one shared encoder (the "context-free network"). With ``reassemble=True``
+  the shuffled tiles are put back on the image's grid and the whole puzzle goes through the encoder
+  at once, as in Carlucci et al., "Domain Generalization by Solving Jigsaw Puzzles" (CVPR 2019).
 - ``colorization``: Zhang, Isola & Efros, "Colorful Image Colorization" (ECCV 2016): from the
   lightness L of CIE Lab predict the colour channels ab, at a quarter of the resolution, as the
   paper does: a distribution over the in-gamut bins of a 10-unit ab grid, soft-encoded targets and
@@ -88,19 +90,26 @@ class Jigsaw(SSLModel):
 
     def __init__(
         self, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2,
-        upscale=1, normalize_tiles=False, crop_scale=None, seed=0, **kwargs,
+        upscale=1, normalize_tiles=False, crop_scale=None, reassemble=False, seed=0, **kwargs,
     ):
         check_square(input_shape, "jigsaw")
+        if reassemble and upscale != 1:
+            raise ValueError("jigsaw: reassemble=True puts the tiles back at the image's size; it takes no upscale")
         super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
-        self.normalize_tiles = normalize_tiles
+        self.normalize_tiles, self.reassemble = normalize_tiles, reassemble
         self.permutations = maximal_hamming_permutations(num_permutations, seed=seed)
         self.cell = input_shape[0] * upscale // 3
         self.tile = max(1, int(round(self.cell * (1.0 - gap))))
         self.margin = (self.cell - self.tile) // 2
         self.starts = [index * self.cell for index in range(3)]
-        # The tiles are smaller than the image, so the encoder takes any size.
-        self.encoder = build_encoder(backbone, (None, None, input_shape[-1]))
+        if reassemble:
+            # The head reads the puzzle's whole feature map, so that it knows where each part sits.
+            self.trunk = build_encoder(backbone, input_shape, pooling=None)
+            pooled = layers.GlobalAveragePooling2D(name="avg_pool")(self.trunk.output)
+            self.encoder = keras.Model(self.trunk.input, pooled, name=f"{self.trunk.name}_pooled")
+        else:  # the tiles are smaller than the image, so the encoder takes any size
+            self.encoder = build_encoder(backbone, (None, None, input_shape[-1]))
         self.classifier = MLPHead(units=(hidden_units, num_permutations), name="permutation_head")
 
     def call(self, images, training=False):
@@ -110,9 +119,27 @@ class Jigsaw(SSLModel):
         order = ops.take(ops.convert_to_tensor(self.permutations), labels, axis=0)
         flat = ops.reshape(order + 9 * ops.expand_dims(ops.arange(n, dtype="int32"), 1), (-1,))
         shuffled = ops.take(tiles, flat, axis=0)
-        features = self.encoder(shuffled, training=training)
-        features = ops.reshape(features, (n, 9 * features.shape[-1]))
+        if self.reassemble:
+            feature_map = self.trunk(self.assemble(shuffled), training=training)
+            features = ops.reshape(feature_map, (n, -1))
+        else:
+            features = self.encoder(shuffled, training=training)
+            features = ops.reshape(features, (n, 9 * features.shape[-1]))
         return {"logits": self.classifier(features, training=training), "labels": labels}
+
+    def assemble(self, tiles):
+        """Tiles (9 N, tile, tile, C), row by row per image, back into images (N, H, W, C).
+
+        Tile ``k`` of an image goes to grid cell ``k`` (row ``k // 3``, column ``k % 3``), in the
+        middle of its cell; the gaps and the border left by the cells are black.
+        """
+        cell, tile, margin, channels = self.cell, self.tile, self.margin, tiles.shape[-1]
+        after = cell - tile - margin
+        cells = ops.pad(tiles, ((0, 0), (margin, after), (margin, after), (0, 0)))
+        grid = ops.reshape(cells, (-1, 3, 3, cell, cell, channels))
+        images = ops.reshape(ops.transpose(grid, (0, 1, 3, 2, 4, 5)), (-1, 3 * cell, 3 * cell, channels))
+        border = self.image_shape[0] - 3 * cell
+        return ops.pad(images, ((0, 0), (border // 2, border - border // 2), (border // 2, border - border // 2), (0, 0)))
 
     def cut_tiles(self, images, training=False):
         """The 3x3 tiles of each image, (9 N, tile, tile, C), row by row for each image in turn."""
@@ -137,7 +164,7 @@ class Jigsaw(SSLModel):
 
 def build_jigsaw(
     *, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2, upscale=1,
-    normalize_tiles=False, crop_scale=None, seed=0, name="jigsaw",
+    normalize_tiles=False, crop_scale=None, reassemble=False, seed=0, name="jigsaw",
 ):
     """Jigsaw puzzles (Noroozi & Favaro, 2016): predict the permutation index of 3x3 shuffled tiles.
 
@@ -145,11 +172,13 @@ def build_jigsaw(
     ``normalize_tiles`` standardises every tile by its own mean and spread (the paper's guard against
     low-level cues); ``crop_scale=(low, high)`` takes a random resized crop of each image first, so
     that the same content lands in different cells; ``upscale`` enlarges the image before cutting,
-    so that tiles are nearer the encoder's later input size.
+    so that tiles are nearer the encoder's later input size. ``reassemble=True`` (Carlucci et al.,
+    2019) puts the shuffled tiles back on the grid, gaps black, and classifies the permutation from
+    the encoder's feature map of that one image: the encoder learns at the size it is later read at.
     """
     return Jigsaw(
-        backbone, input_shape, num_permutations, hidden_units, gap, upscale, normalize_tiles, crop_scale, seed,
-        name=name,
+        backbone, input_shape, num_permutations, hidden_units, gap, upscale, normalize_tiles, crop_scale,
+        reassemble, seed, name=name,
     ).build_now()
 
 
