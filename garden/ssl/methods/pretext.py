@@ -94,7 +94,7 @@ class Jigsaw(SSLModel):
     ):
         check_square(input_shape, "jigsaw")
         if reassemble and upscale != 1:
-            raise ValueError("jigsaw: reassemble=True puts the tiles back at the image's size; it takes no upscale")
+            raise ValueError("reassemble=True takes no upscale (the tiles go back at the image's own size)")
         super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
         self.normalize_tiles, self.reassemble = normalize_tiles, reassemble
@@ -139,7 +139,8 @@ class Jigsaw(SSLModel):
         grid = ops.reshape(cells, (-1, 3, 3, cell, cell, channels))
         images = ops.reshape(ops.transpose(grid, (0, 1, 3, 2, 4, 5)), (-1, 3 * cell, 3 * cell, channels))
         border = self.image_shape[0] - 3 * cell
-        return ops.pad(images, ((0, 0), (border // 2, border - border // 2), (border // 2, border - border // 2), (0, 0)))
+        before = border // 2
+        return ops.pad(images, ((0, 0), (before, border - before), (before, border - before), (0, 0)))
 
     def cut_tiles(self, images, training=False):
         """The 3x3 tiles of each image, (9 N, tile, tile, C), row by row for each image in turn."""
