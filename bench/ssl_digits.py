@@ -43,7 +43,7 @@ SETTINGS = {
     # Random crops first, so that a tile's content does not give its cell away; a gentler learning
     # rate, as the puzzle is soon solved and further steps only wear the features down.
     # Reassembled (Carlucci et al., 2019): the shuffled tiles put back into one image, so that the
-    # encoder learns at the size it is read at (k-NN +5 over the tile-by-tile network; docs/ssl.md).
+    # encoder learns at the size it is read at (k-NN at 10% labels +4 over tile by tile; docs/ssl.md).
     "jigsaw": dict(epochs=10, batch_size=64, crop_scale=(0.3, 1.0), learning_rate=5e-4, reassemble=True),
     "colorization": dict(epochs=20, batch_size=64, crop_scale=(0.5, 1.0), learning_rate=5e-4),
     # CPC v2-style (Henaff et al., 2020): augmented images, cosine scores over a temperature.
@@ -173,7 +173,8 @@ def main(argv=None):
     lines.append(row("random init, batch-norm statistics from the images", "-", "-", recalibrated))
     lines.append(row("supervised from scratch, 10% labels", "-", "-", supervised))
     # Not a floor of the issue's, but the honest reference: the images themselves as features.
-    pixels = score_features(train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y, subsets)
+    flat_train, flat_test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
+    pixels = score_features(flat_train, train_y, flat_test, test_y, subsets)
     lines.append(row("raw pixels (no encoder; reference)", "-", "-", [pixels]))
     print("\n".join(lines), file=sys.stderr)
     curves, results = {}, {}
