@@ -16,7 +16,7 @@ from garden.layers import conv_norm_act
 from garden.train import fit
 from garden.train import report
 from garden.train.callbacks import read_history, write_history
-from garden.train.optim import learning_rate, make_optimizer
+from garden.train.optim import build_optimizer, learning_rate, make_optimizer
 
 
 def rate_at(schedule, step):
@@ -45,6 +45,21 @@ def test_step_schedule_and_optimizers():
         learning_rate("step", 0.1, 100, 10)
     with pytest.raises(GardenError, match="unknown optimizer"):
         make_optimizer("rmsprop", 0.1)
+
+
+def test_optimizer_variables_are_created_before_the_first_step():
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(4)(inputs)))
+    model.compile(optimizer=make_optimizer("adamw", 1e-2), loss="mse")
+    assert not model.optimizer.built
+    build_optimizer(model)
+    # AdamW: a first and a second moment per trainable variable (4 here), made eagerly, not in the step.
+    moments = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert len(moments) == 2 * len(model.trainable_variables) == 8
+    before = [np.array(w) for w in model.get_weights()]
+    model.train_on_batch(np.ones((2, 8), "float32"), np.zeros((2, 3), "float32"))
+    assert all(not np.allclose(b, a) for b, a in zip(before, model.get_weights()))
+    assert build_optimizer(model) is model  # already built: nothing changes
 
 
 def test_confusion_accuracy_and_mean_iou():

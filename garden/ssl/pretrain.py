@@ -13,6 +13,7 @@ import numpy as np
 
 from garden.errors import GardenError
 from garden.ssl.evaluate import recalibrate_batch_norm
+from garden.train.optim import build_optimizer
 
 
 @dataclass
@@ -84,6 +85,7 @@ def pretrain(method, images, *, epochs=10, batch_size=128, learning_rate=1e-3, w
     except ValueError as error:  # a builder argument out of range
         raise GardenError(f"cannot build {method}: {str(error).splitlines()[0]}") from None
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay))
+    build_optimizer(model)
     start = time.perf_counter()
     history = model.fit(batches, epochs=epochs, verbose=verbose)
     seconds = time.perf_counter() - start

@@ -18,7 +18,7 @@ import keras
 
 from garden._files import atomic_path, write_text
 from garden.errors import GardenError
-from garden.train.optim import current_rate
+from garden.train.optim import build_optimizer, current_rate
 
 BACKUP = "backup"
 STATE = "state.json"
@@ -145,8 +145,7 @@ def read_state(folder):
 def restore(model, folder, state):
     """Load the backed-up weights and optimizer state into ``model`` (compiled)."""
     path = Path(folder) / BACKUP / state["weights"]
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    build_optimizer(model)
     try:
         model.load_weights(path)
     except (OSError, ValueError) as error:

@@ -26,7 +26,7 @@ from garden.data.sources import load_splits
 from garden.errors import GardenError
 from garden.train import callbacks as cb
 from garden.train import distribute, report
-from garden.train.optim import make_optimizer
+from garden.train.optim import build_optimizer, make_optimizer
 from garden.train.pipeline import Batches, predictions
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -134,6 +134,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         optimizer = make_optimizer(s.optimizer, s.lr, weight_decay=s.weight_decay, schedule=s.schedule,
                                    total_steps=steps * s.epochs, warmup_steps=round(s.warmup * steps))
         model.compile(optimizer=optimizer, loss=_loss(train, s), metrics=[_metric(train, one_hot)])
+        build_optimizer(model)
         if plan.name == "multiworker":
             distribute.build_before_fit(model, train_batches[0])
     folder = out if plan.chief else out / f".worker-{plan.worker}"
