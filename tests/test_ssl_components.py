@@ -232,6 +232,23 @@ def test_jigsaw_reassembles_shuffled_tiles_into_their_cells():
     np.testing.assert_array_equal(image[0, ..., 0], expected)
 
 
+def test_jigsaw_plus_plus_swaps_up_to_k_tiles_for_the_previous_images_same_cells():
+    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8,
+                                foreign_tiles=2)
+    n = 300
+    own = np.arange(n)[:, None] * 100.0 + np.arange(9)[None, :]  # tile value = 100 * image + cell
+    tiles = np.broadcast_to(own.reshape(-1, 1, 1, 1), (9 * n, 2, 2, 1)).astype("float32")
+    swapped = ops.convert_to_numpy(model.swap_in_foreign_tiles(tiles, n))[:, 0, 0, 0].reshape(n, 9)
+    previous = np.roll(own, 1, axis=0)
+    assert np.all((swapped == own) | (swapped == previous))
+    counts = (swapped != own).sum(axis=1)
+    assert set(counts) == {0, 1, 2}  # 0 to k per puzzle, each count drawn
+    cells = (swapped != own).sum(axis=0)
+    assert cells.min() > 0.5 * cells.mean()  # any cell can be the foreign one
+    with pytest.raises(GardenError, match="foreign_tiles"):
+        pretrain("jigsaw", np.zeros((4, 30, 30, 1), "float32"), epochs=1, batch_size=2, foreign_tiles=9)
+
+
 def test_jigsaw_reassembled_reads_the_whole_feature_map_and_keeps_a_pooled_encoder():
     model = garden.create_model("jigsaw", input_shape=(32, 32, 3), num_permutations=4, hidden_units=8,
                                 reassemble=True)

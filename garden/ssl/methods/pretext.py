@@ -90,14 +90,16 @@ class Jigsaw(SSLModel):
 
     def __init__(
         self, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2,
-        upscale=1, normalize_tiles=False, crop_scale=None, reassemble=False, seed=0, **kwargs,
+        upscale=1, normalize_tiles=False, crop_scale=None, reassemble=False, foreign_tiles=0, seed=0, **kwargs,
     ):
         check_square(input_shape, "jigsaw")
         if reassemble and upscale != 1:
             raise ValueError("reassemble=True takes no upscale (the tiles go back at the image's own size)")
+        if not 0 <= foreign_tiles <= 8:
+            raise ValueError(f"foreign_tiles must be 0 to 8 (of the 9 tiles), got {foreign_tiles}")
         super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
-        self.normalize_tiles, self.reassemble = normalize_tiles, reassemble
+        self.normalize_tiles, self.reassemble, self.foreign_tiles = normalize_tiles, reassemble, foreign_tiles
         self.permutations = maximal_hamming_permutations(num_permutations, seed=seed)
         self.cell = input_shape[0] * upscale // 3
         self.tile = max(1, int(round(self.cell * (1.0 - gap))))
@@ -115,6 +117,8 @@ class Jigsaw(SSLModel):
     def call(self, images, training=False):
         n = ops.shape(images)[0]
         tiles = self.cut_tiles(images, training)
+        if self.foreign_tiles:
+            tiles = self.swap_in_foreign_tiles(tiles, n)
         labels = keras.random.randint((n,), 0, self.num_permutations, seed=self.seed_generator)
         order = ops.take(ops.convert_to_tensor(self.permutations), labels, axis=0)
         flat = ops.reshape(order + 9 * ops.expand_dims(ops.arange(n, dtype="int32"), 1), (-1,))
@@ -126,6 +130,15 @@ class Jigsaw(SSLModel):
             features = self.encoder(shuffled, training=training)
             features = ops.reshape(features, (n, 9 * features.shape[-1]))
         return {"logits": self.classifier(features, training=training), "labels": labels}
+
+    def swap_in_foreign_tiles(self, tiles, n):
+        """Jigsaw++: 0 to ``foreign_tiles`` tiles of each image, in cells drawn at random, become
+        the same cells' tiles of the image before it in the batch; the permutation to predict is unchanged."""
+        grid = ops.reshape(tiles, (n, 9, *tiles.shape[1:]))
+        counts = keras.random.randint((n, 1), 0, self.foreign_tiles + 1, seed=self.seed_generator)
+        ranks = ops.argsort(ops.argsort(keras.random.uniform((n, 9), seed=self.seed_generator), axis=1), axis=1)
+        foreign = ops.reshape(ranks < counts, (n, 9, 1, 1, 1))
+        return ops.reshape(ops.where(foreign, ops.roll(grid, 1, axis=0), grid), (-1, *tiles.shape[1:]))
 
     def assemble(self, tiles):
         """Tiles (9 N, tile, tile, C), row by row per image, back into images (N, H, W, C).
@@ -165,7 +178,7 @@ class Jigsaw(SSLModel):
 
 def build_jigsaw(
     *, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2, upscale=1,
-    normalize_tiles=False, crop_scale=None, reassemble=False, seed=0, name="jigsaw",
+    normalize_tiles=False, crop_scale=None, reassemble=False, foreign_tiles=0, seed=0, name="jigsaw",
 ):
     """Jigsaw puzzles (Noroozi & Favaro, 2016): predict the permutation index of 3x3 shuffled tiles.
 
@@ -176,10 +189,13 @@ def build_jigsaw(
     so that tiles are nearer the encoder's later input size. ``reassemble=True`` (Carlucci et al.,
     2019) puts the shuffled tiles back on the grid, gaps black, and classifies the permutation from
     the encoder's feature map of that one image: the encoder learns at the size it is later read at.
+    ``foreign_tiles=k`` is Noroozi et al.'s Jigsaw++ ("Boosting Self-Supervised Learning via Knowledge
+    Transfer", CVPR 2018): 0 to k random tiles of each puzzle come from another image, so that the
+    encoder must tell which parts belong together.
     """
     return Jigsaw(
         backbone, input_shape, num_permutations, hidden_units, gap, upscale, normalize_tiles, crop_scale,
-        reassemble, seed, name=name,
+        reassemble, foreign_tiles, seed, name=name,
     ).build_now()
 
 
