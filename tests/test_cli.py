@@ -90,10 +90,24 @@ def test_unwritable_plot_leaves_nothing(capsys, tmp_path):
         folder.chmod(0o700)
 
 
-def test_console_script_and_module_entry():
-    for command in (["garden", "models"], [sys.executable, "-m", "garden", "models"]):
-        if command[0] == "garden":
-            command[0] = os.path.join(os.path.dirname(sys.executable), "garden")
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
-        assert "alexnet" in result.stdout
+def test_native_stderr_is_discarded_only_inside_the_block(capfd):
+    from garden._quiet import native_stderr_discarded
+
+    os.write(2, b"before\n")
+    with native_stderr_discarded():
+        os.write(2, b"C++ chatter\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "before\nafter\n"
+
+
+def test_console_script_and_module_entry_keep_the_terminal_clean():
+    """From a user's shell: no TensorFlow start-up lines, and a bad name is one line on stderr."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GARDEN_DEBUG")}
+    script = os.path.join(os.path.dirname(sys.executable), "garden")
+    listed = subprocess.run([script, "models"], capture_output=True, text=True, timeout=300, env=env)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert "alexnet" in listed.stdout
+    wrong = subprocess.run([sys.executable, "-m", "garden", "profile", "alexnett"], capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert wrong.returncode == 2
+    assert wrong.stderr.splitlines() == ["garden: error: unknown model 'alexnett'; did you mean alexnet, lenet5, googlenet?"]
