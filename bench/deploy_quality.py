@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import garden  # noqa: E402,F401  (first: it imports Keras without TensorFlow's start-up lines)
 import keras  # noqa: E402
 
 from deploy import calibrate, export, report  # noqa: E402

@@ -14,10 +14,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import garden  # noqa: E402  (first: it imports Keras without TensorFlow's start-up lines)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import garden  # noqa: E402
 from garden.data import to_model_input  # noqa: E402
 from garden.data.embedded import CLASS_NAMES, embedded_segmentation  # noqa: E402
 from garden.segmentation.losses import CrossEntropyDice  # noqa: E402

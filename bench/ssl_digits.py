@@ -24,6 +24,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import garden  # noqa: E402,F401  (first: it imports Keras without TensorFlow's start-up lines)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

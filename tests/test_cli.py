@@ -111,3 +111,15 @@ def test_console_script_and_module_entry_keep_the_terminal_clean():
                            timeout=300, env=env)
     assert wrong.returncode == 2
     assert wrong.stderr.splitlines() == ["garden: error: unknown model 'alexnett'; did you mean alexnet, lenet5, googlenet?"]
+
+
+@pytest.mark.parametrize("script", ["ssl_digits.py", "segmentation_train.py"])
+def test_bench_scripts_start_without_tensorflow_lines(script):
+    """The benchmarks import garden before Keras, so their tables are not preceded by TensorFlow's log."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GARDEN_DEBUG")}
+    env["PYTHONPATH"] = root
+    shown = subprocess.run([sys.executable, os.path.join(root, "bench", script), "--help"], capture_output=True,
+                           text=True, timeout=300, env=env)
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    assert shown.stdout.startswith("usage:")
