@@ -100,9 +100,14 @@ def test_native_stderr_is_discarded_only_inside_the_block(capfd):
     assert capfd.readouterr().err == "before\nafter\n"
 
 
+def _user_environment():
+    """This environment without the switches that silence or unsilence TensorFlow, as a user's shell has it."""
+    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GARDEN_DEBUG")}
+
+
 def test_console_script_and_module_entry_keep_the_terminal_clean():
     """From a user's shell: no TensorFlow start-up lines, and a bad name is one line on stderr."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GARDEN_DEBUG")}
+    env = _user_environment()
     script = os.path.join(os.path.dirname(sys.executable), "garden")
     listed = subprocess.run([script, "models"], capture_output=True, text=True, timeout=300, env=env)
     assert listed.returncode == 0 and listed.stderr == "", listed.stderr
@@ -117,7 +122,7 @@ def test_console_script_and_module_entry_keep_the_terminal_clean():
 def test_bench_scripts_start_without_tensorflow_lines(script):
     """The benchmarks import garden before Keras, so their tables are not preceded by TensorFlow's log."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GARDEN_DEBUG")}
+    env = _user_environment()
     env["PYTHONPATH"] = root
     shown = subprocess.run([sys.executable, os.path.join(root, "bench", script), "--help"], capture_output=True,
                            text=True, timeout=300, env=env)
