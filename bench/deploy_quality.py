@@ -18,8 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import garden  # noqa: E402,F401  (first: it imports Keras without TensorFlow's start-up lines)
-import keras  # noqa: E402
+import garden  # noqa: E402
+
+keras = garden.import_keras()  # before anything else imports it: no TensorFlow start-up lines
 
 from deploy import calibrate, export, report  # noqa: E402
 from deploy.optimize import optimize_and_export  # noqa: E402
@@ -44,7 +45,7 @@ def case(name, model, data, epochs, out, steps, techniques):
     train_set, held_out = split(data, held_out=0.25, seed=0)
     path = Path(out) / f"{name}_trained.keras"
     if path.exists():
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = garden.load_model(path)
     else:
         model = train(model, train_set, epochs)
         model.save(path)

@@ -1,7 +1,7 @@
 """Every registered classifier's parameters, multiply-adds and activation memory beside the published figures.
 
 Measured by garden's profiler at each model's default input size; published figures come from the
-``PUBLISHED`` dict of each family module (see ``garden/models/_published.py``).
+catalog (``garden/catalog.py``).
 
     python bench/model_table.py                       # prints the Markdown table
     python bench/model_table.py --update docs/models.md   # rewrites the table in that page
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import garden  # noqa: E402
 from garden._files import write_text  # noqa: E402
-from garden.models._published import published_figures  # noqa: E402
+from garden.catalog import published_figures  # noqa: E402
 
 BEGIN, END = "<!-- model-table:begin -->", "<!-- model-table:end -->"
 HEADER = (

@@ -13,8 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-import garden.layers  # noqa: E402, F401  (registers the custom layers the saved models use)
-import garden.segmentation  # noqa: E402, F401  (and the losses and metrics)
+import garden  # noqa: E402
 from garden.data import to_model_input  # noqa: E402
 from garden.data.embedded import CLASS_NAMES, embedded_segmentation  # noqa: E402
 from garden.segmentation.classical import METHODS, segment  # noqa: E402
@@ -44,7 +43,7 @@ def predictions(models_dir, out_dir):
     import keras
 
     for path in sorted(Path(models_dir).glob("*.keras")):
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = garden.load_model(path, compile=False)
         size = model.input.shape[1]
         data = embedded_segmentation(4, size, seed=4242)
         logits = model.predict(to_model_input(data.images), verbose=0)

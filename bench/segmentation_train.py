@@ -14,8 +14,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import garden  # noqa: E402  (first: it imports Keras without TensorFlow's start-up lines)
-import keras  # noqa: E402
+import garden  # noqa: E402
+
+keras = garden.import_keras()  # before anything else imports it: no TensorFlow start-up lines
 import numpy as np  # noqa: E402
 
 from garden.data import to_model_input  # noqa: E402

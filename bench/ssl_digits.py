@@ -24,8 +24,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import garden  # noqa: E402,F401  (first: it imports Keras without TensorFlow's start-up lines)
-import keras  # noqa: E402
+import garden  # noqa: E402
+
+keras = garden.import_keras()  # before anything else imports it: no TensorFlow start-up lines
 import numpy as np  # noqa: E402
 
 from garden.ssl import evaluate  # noqa: E402

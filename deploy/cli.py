@@ -5,8 +5,14 @@ import sys
 from garden.errors import UsageError
 
 
+COMMANDS = {
+    "export": "quantize and export a model to TFLite or ONNX, checked and measured",
+    "bench": "benchmarks",
+}
+
+
 def add_commands(commands):
-    p = commands.add_parser("export", help="quantize and export a model to TFLite or ONNX, checked and measured")
+    p = commands.add_parser("export", help=COMMANDS["export"])
     p.add_argument("model", help="a registered model name or a .keras file")
     p.add_argument("--format", default="tflite", choices=["tflite", "onnx"])
     p.add_argument("--quant", default="fp32", choices=["fp32", "fp16", "dynamic", "int8", "int8-io"])
@@ -25,7 +31,7 @@ def add_commands(commands):
     p.add_argument("--steps", type=int, default=30, help="fine-tuning steps for --optimize")
     p.set_defaults(run=run_export)
 
-    bench = commands.add_parser("bench", help="benchmarks")
+    bench = commands.add_parser("bench", help=COMMANDS["bench"])
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     s = which.add_parser("separable", help="depthwise-separable vs standard convolution: MACs ratio vs latency ratio")
     s.add_argument("--input-size", type=int, default=128)

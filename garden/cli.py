@@ -6,14 +6,18 @@ stderr and exit code 2; set ``GARDEN_DEBUG=1`` to see the traceback instead.
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 
 from garden.errors import GardenError, UsageError
+from garden.options import parse_size
 
-# Capabilities beyond the foundation add their subcommands here: each module named has
-# ``add_commands(commands)``, which adds parsers whose ``run(args)`` is set with ``set_defaults``.
-COMMAND_MODULES = ("garden.segmentation.cli", "garden.train.cli", "deploy.cli", "garden.ssl.cli")
+# A command module has ``COMMANDS`` ({name: help}) and ``add_commands(commands)``, which adds those
+# parsers with their ``run(args)`` set by ``set_defaults``; importing it must not import Keras.
+# Garden's own are named here; other packages (deploy) add theirs under the entry-point group.
+COMMAND_MODULES = ("garden.cli", "garden.segmentation.cli", "garden.train.cli", "garden.ssl.cli")
+ENTRY_POINT_GROUP = "garden.commands"
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,26 +27,11 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def parse_size(text, channels=None):
-    """``227``, ``227x227`` or ``227x227x3`` -> (H, W, C) with ``channels`` filling in C."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise UsageError(f"malformed size {text!r}: use N, HxW or HxWxC with positive integers") from None
-    if not 1 <= len(parts) <= 3 or min(parts) <= 0:
-        raise UsageError(f"malformed size {text!r}: use N, HxW or HxWxC with positive integers")
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) == 2:
-        parts.append(channels or 3)
-    return tuple(parts)
-
-
 # ---------------------------------------------------------------- subcommands
 
 
 def add_models(commands):
-    p = commands.add_parser("models", help="list the registered models")
+    p = commands.add_parser("models", help=COMMANDS["models"])
     p.add_argument("--task", choices=["classification", "segmentation", "ssl"])
     p.set_defaults(run=run_models)
 
@@ -56,7 +45,7 @@ def run_models(args):
 
 
 def add_profile(commands):
-    p = commands.add_parser("profile", help="the per-layer cost table of a model")
+    p = commands.add_parser("profile", help=COMMANDS["profile"])
     p.add_argument("model", help="a registered model name (see `garden models`)")
     p.add_argument("--input-size", help="N, HxW or HxWxC (default: the model's own)")
     form = p.add_mutually_exclusive_group()
@@ -94,7 +83,7 @@ def run_profile(args):
 
 
 def add_compare(commands):
-    p = commands.add_parser("compare", help="compare models by multiply-adds, parameters and memory")
+    p = commands.add_parser("compare", help=COMMANDS["compare"])
     p.add_argument("models", nargs="+", help="registered model names")
     p.add_argument("--input-size", help="N, HxW or HxWxC (default: each model's own)")
     p.add_argument("--plot", metavar="PNG", help="write the comparison chart")
@@ -122,7 +111,7 @@ def run_compare(args):
 
 
 def add_cost(commands):
-    p = commands.add_parser("cost", help="multiply-adds of one convolution: standard, 1x1-reduced, separable")
+    p = commands.add_parser("cost", help=COMMANDS["cost"])
     p.add_argument("--input", required=True, help="HxWxC of the input, e.g. 28x28x192")
     p.add_argument("--filters", type=int, required=True, help="output channels N")
     p.add_argument("--kernel", type=int, required=True, help="kernel size K")
@@ -158,41 +147,62 @@ def run_cost(args):
 
 
 def build_model(name, input_size):
-    """Create a registered model at ``input_size``, turning build failures into one-line errors."""
-    from garden.registry import create_model, get_entry
+    """Create a registered model at ``input_size`` (N, HxW or HxWxC text, or None): one-line errors."""
+    from garden.registry import build_model as build, get_entry
 
-    entry = get_entry(name)
-    overrides = {}
-    if input_size:
-        default = entry.default_input_shape
-        overrides["input_shape"] = parse_size(input_size, default[-1] if default else None)
-    try:
-        return create_model(name, **overrides)
-    except ValueError as error:
-        size = "x".join(map(str, overrides.get("input_shape", ())))
-        message = str(error).lower()
-        if "zero or negative" in message or "negative dimension" in message:
-            raise UsageError(f"input {size} is too small for {name}: a layer's output would be empty") from None
-        lines = [line for line in str(error).strip().splitlines() if line and "Exception encountered" not in line]
-        raise UsageError(f"cannot build {name} at {size or 'its default size'}: {lines[0] if lines else error}") from None
+    if not input_size:
+        return build(name)
+    default = get_entry(name).default_input_shape
+    return build(name, parse_size(input_size, default[-1] if default else None))
 
 
-def build_parser():
-    parser = Parser(prog="garden", description="The classic computer-vision networks in Keras 3.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+COMMANDS = {
+    "models": "list the registered models",
+    "profile": "the per-layer cost table of a model",
+    "compare": "compare models by multiply-adds, parameters and memory",
+    "cost": "multiply-adds of one convolution: standard, 1x1-reduced, separable",
+}
+
+
+def add_commands(commands):
     for add in (add_models, add_profile, add_compare, add_cost):
         add(commands)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).add_commands(commands)
+
+
+def command_modules():
+    """Garden's command modules, then those that installed packages declare (``garden.commands``)."""
+    declared = [entry.value for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    return [importlib.import_module(name) for name in (*COMMAND_MODULES, *sorted(declared))]
+
+
+def build_parser(command=None):
+    """The ``garden`` parser; only ``command``'s module defines its arguments (the rest list their help)."""
+    parser = Parser(prog="garden", description="The classic computer-vision networks in Keras 3.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in command_modules():
+        if command in module.COMMANDS:
+            module.add_commands(commands)
+        else:
+            for name, help_text in module.COMMANDS.items():
+                commands.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _command(argv):
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def main(argv=None):
     from garden.registry import UnknownArgumentError, UnknownModelError
 
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
-        args.argv, args.from_command_line = list(sys.argv[1:] if argv is None else argv), argv is None
+        args = build_parser(_command(arguments)).parse_args(arguments)
+        args.argv, args.from_command_line = arguments, argv is None
+        if args.command not in ("models", "cost"):
+            from garden._quiet import import_keras_quietly
+
+            import_keras_quietly()
         args.run(args)
     except (GardenError, UnknownModelError, UnknownArgumentError, OSError) as error:
         if os.environ.get("GARDEN_DEBUG"):

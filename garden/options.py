@@ -49,3 +49,20 @@ non_negative_int = number(int, 0)
 positive_float = number(float, 0, low_inclusive=False)
 non_negative_float = number(float, 0)
 fraction = number(float, 0, 1, low_inclusive=False, high_inclusive=False)
+
+
+def parse_size(text, channels=None):
+    """``227``, ``227x227`` or ``227x227x3`` -> (H, W, C) with ``channels`` (default 3) filling in C."""
+    from garden.errors import UsageError
+
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise UsageError(f"malformed size {text!r}: use N, HxW or HxWxC with positive integers") from None
+    if not 1 <= len(parts) <= 3 or min(parts) <= 0:
+        raise UsageError(f"malformed size {text!r}: use N, HxW or HxWxC with positive integers")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) == 2:
+        parts.append(channels or 3)
+    return tuple(parts)

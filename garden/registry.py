@@ -1,16 +1,18 @@
 """The model registry: one door in (``create_model``), one list (``list_models``).
 
-A variant is a line of data: a name, the family builder, its task and the architecture arguments
-that make it that variant, e.g. ``register_model("resnet50", build_resnet, "classification",
-block="bottleneck", depths=(3, 4, 6, 3))``. Keyword overrides are checked against the builder's
+The rows come from :mod:`garden.catalog` (data, no Keras) and from :func:`register_model` (a
+user's own builders, at run time). A builder is imported only when its model is built, so
+listing the models imports nothing heavy. Keyword overrides are checked against the builder's
 signature, so a typo is an error, never silently ignored.
 """
 
 import difflib
+import importlib
 import inspect
 from dataclasses import dataclass, field
 
-TASKS = ("classification", "segmentation", "ssl")
+from garden.catalog import CATALOG, TASKS
+from garden.errors import GardenError
 
 
 class UnknownModelError(ValueError):
@@ -21,12 +23,32 @@ class UnknownArgumentError(TypeError):
     """A keyword argument the model's builder does not take."""
 
 
+def resolve(reference):
+    """The object a ``"module:attribute"`` string names (a builder or a weight transfer)."""
+    if not isinstance(reference, str):
+        return reference
+    from garden._quiet import import_keras_quietly
+
+    import_keras_quietly()  # builders import Keras; its start-up lines stay off the terminal
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model: ``builder(**architecture, **overrides)``; ``builder`` may be ``"module:function"``."""
+
     name: str
-    builder: object
+    builder_reference: object
     task: str
     architecture: dict = field(default_factory=dict)
+    summary: str = ""
+    published: dict = None
+    weights: object = None
+
+    @property
+    def builder(self):
+        return resolve(self.builder_reference)
 
     @property
     def arguments(self):
@@ -45,43 +67,56 @@ class ModelEntry:
 
     @property
     def description(self):
+        if self.summary:
+            return self.summary
         doc = inspect.getdoc(self.builder) or ""
         return doc.splitlines()[0] if doc else ""
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+def _from_catalog(row):
+    return ModelEntry(row.name, row.builder, row.task, dict(row.architecture), row.description, row.published, row.weights)
+
+
+_ENTRIES = {name: _from_catalog(row) for name, row in CATALOG.items()}
+_USER_NAMES = set()
 
 
 def register_model(name, builder, task, **architecture):
-    """Register ``name`` as ``builder(**architecture, **overrides)`` under ``task``."""
+    """Register ``name`` as ``builder(**architecture, **overrides)`` under ``task``; returns ``builder``.
+
+    ``builder`` is a callable or a ``"module:function"`` string. Catalog names cannot be replaced.
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if name in _REGISTRY:
+    if name in _ENTRIES:
         raise ValueError(f"model {name!r} is registered twice")
-    _REGISTRY[name] = ModelEntry(name, builder, task, dict(architecture))
+    _ENTRIES[name] = ModelEntry(name, builder, task, dict(architecture))
+    _USER_NAMES.add(name)
     return builder
 
 
-def _ensure_models_loaded():
-    import garden.models  # noqa: F401  (registers every family on import)
+def unregister_model(name):
+    """Remove a model added with :func:`register_model` (catalog models stay)."""
+    if name not in _USER_NAMES:
+        raise ValueError(f"{name!r} was not added with register_model")
+    _USER_NAMES.discard(name)
+    del _ENTRIES[name]
 
 
 def list_models(task=None):
     """Names of registered models, sorted, optionally of one ``task``."""
-    _ensure_models_loaded()
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return sorted(name for name, entry in _REGISTRY.items() if task in (None, entry.task))
+    return sorted(name for name, entry in _ENTRIES.items() if task in (None, entry.task))
 
 
 def get_entry(name):
     """The registry entry for ``name``; an unknown name names the closest registered ones."""
-    _ensure_models_loaded()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+    if name not in _ENTRIES:
+        close = difflib.get_close_matches(name, _ENTRIES, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `garden models`"
         raise UnknownModelError(f"unknown model {name!r}{hint}")
-    return _REGISTRY[name]
+    return _ENTRIES[name]
 
 
 def create_model(name, /, **overrides):
@@ -95,10 +130,31 @@ def create_model(name, /, **overrides):
     valid = entry.arguments
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise UnknownArgumentError(
-            f"{name} does not take {', '.join(unknown)}; valid arguments: {', '.join(valid)}"
-        )
+        raise UnknownArgumentError(f"{name} does not take {', '.join(unknown)}; valid arguments: {', '.join(valid)}")
     arguments = {**entry.architecture, **overrides}
     if "name" in valid:
         arguments.setdefault("name", name)
     return entry.builder(**arguments)
+
+
+def build_model(name, input_shape=None, **overrides):
+    """``create_model`` for the command lines: a build failure becomes one ``GardenError`` line.
+
+    ``input_shape`` is ``(H, W, C)`` or None (the model's default).
+    """
+    get_entry(name)  # an unknown name is its own error, not a build failure
+    if input_shape is not None:
+        overrides["input_shape"] = tuple(input_shape)
+    try:
+        return create_model(name, **overrides)
+    except ValueError as error:
+        raise GardenError(_build_failure(name, input_shape, error)) from None
+
+
+def _build_failure(name, input_shape, error):
+    size = "x".join(map(str, input_shape or ()))
+    message = str(error).lower()
+    if "zero or negative" in message or "negative dimension" in message:
+        return f"input {size} is too small for {name}: a layer's output would be empty"
+    lines = [line for line in str(error).strip().splitlines() if line and "Exception encountered" not in line]
+    return f"cannot build {name} at {size or 'its default size'}: {lines[0] if lines else error}"

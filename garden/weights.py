@@ -2,29 +2,21 @@
 
 Nothing is downloaded. ``from_keras_applications(model, source)`` copies the weights of a
 ``keras.applications`` model (or of its weight file, loaded into one built with ``weights=None``)
-into the garden model of the same architecture. Each family registers how its layers map, in its
-own file, with :func:`register_transfer`.
+into the garden model of the same architecture. The catalog names, for each model that has one,
+its ``keras.applications`` counterpart and the function in its family file that maps the layers
+(garden/models/transfer.py holds the copying itself).
 """
 
 import keras
 
+from garden.catalog import CATALOG
 from garden.errors import GardenError
-
-# garden model name -> (keras.applications constructor name, transfer(garden_model, keras_model))
-_TRANSFERS = {}
-
-
-def register_transfer(model_names, application, transfer):
-    """Declare that garden models ``model_names`` take weights from ``keras.applications.<application>``."""
-    for name in [model_names] if isinstance(model_names, str) else model_names:
-        _TRANSFERS[name] = (application, transfer)
+from garden.registry import resolve
 
 
 def transferable_models():
     """Garden model names that ``from_keras_applications`` supports, with their application."""
-    import garden.models  # noqa: F401  (families register their transfers on import)
-
-    return {name: application for name, (application, _) in sorted(_TRANSFERS.items())}
+    return {name: entry.weights.application for name, entry in sorted(CATALOG.items()) if entry.weights}
 
 
 def from_keras_applications(model, source, garden_name=None):
@@ -37,10 +29,10 @@ def from_keras_applications(model, source, garden_name=None):
     supported = transferable_models()
     if name not in supported:
         raise GardenError(f"no keras.applications counterpart for {name!r}; supported: {', '.join(supported)}")
-    application, transfer = _TRANSFERS[name]
+    weights = CATALOG[name].weights
     if not isinstance(source, keras.Model):
-        source = _load_application(application, source, model)
-    transfer(model, source)
+        source = _load_application(weights.application, source, model)
+    resolve(weights.transfer)(model, source)
     return model
 
 
@@ -56,12 +48,3 @@ def _load_application(application, path, model):
     except (OSError, ValueError) as error:
         raise GardenError(f"cannot load {application} weights from {path}: {error}") from None
     return reference
-
-
-def copy_weights(target_layer, source_layer):
-    """Copy ``source_layer``'s weights into ``target_layer``, checking every shape first."""
-    target, source = target_layer.get_weights(), source_layer.get_weights()
-    shapes_t, shapes_s = [w.shape for w in target], [w.shape for w in source]
-    if shapes_t != shapes_s:
-        raise GardenError(f"cannot copy {source_layer.name} {shapes_s} into {target_layer.name} {shapes_t}")
-    target_layer.set_weights(source)

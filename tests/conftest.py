@@ -4,7 +4,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import keras  # noqa: E402
+import garden  # noqa: E402
+
+keras = garden.import_keras()
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -19,4 +21,4 @@ def save_and_reload(model, tmp_path, name="model.keras"):
     """Save ``model`` as .keras and load it back with ``safe_mode=True``."""
     path = tmp_path / name
     model.save(path)
-    return keras.saving.load_model(path, safe_mode=True)
+    return garden.load_model(path)

@@ -21,7 +21,7 @@ from keras import layers
 
 import garden
 from garden.errors import GardenError
-from garden.models._published import published_figures
+from garden.catalog import published_figures
 from garden.registry import get_entry
 from garden.weights import from_keras_applications, transferable_models
 from helpers import assert_roundtrip

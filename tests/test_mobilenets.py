@@ -7,7 +7,7 @@ import pytest
 import garden
 from garden.errors import GardenError
 from garden.models._dilation import OutputStride
-from garden.models import inception_resnet_v2, mobilenet, mobilenet_v3, xception
+from garden.catalog import CATALOG, PUBLISHED_VARIANTS
 from garden.profiler import profile
 from garden.weights import from_keras_applications
 
@@ -81,7 +81,7 @@ def test_xception_params_equal_keras():
         reference = keras.applications.Xception(weights=None, include_top=include_top, input_shape=(71, 71, 3))
         assert ours.count_params() == reference.count_params()
     trainable = sum(int(np.prod(w.shape)) for w in ours.trainable_weights) + 2048 * 1000 + 1000
-    assert trainable == xception.PUBLISHED["xception"]["params"]
+    assert trainable == CATALOG["xception"].published["params"]
 
 
 def test_headless_params_equal_keras():
@@ -94,10 +94,10 @@ def test_headless_params_equal_keras():
 # ---------------------------------------------------------------- multiply-adds
 
 
-FAMILIES = (mobilenet, mobilenet_v3, xception, inception_resnet_v2)
+FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "xception", "inception_resnet_v2")
 PUBLISHED = [
-    *({"model": name, "overrides": {}, **figures} for family in FAMILIES for name, figures in family.PUBLISHED.items()),
-    *(variant for family in FAMILIES for variant in getattr(family, "PUBLISHED_VARIANTS", ())),
+    *({"model": name, "overrides": {}, **CATALOG[name].published} for name in FAMILIES),
+    *PUBLISHED_VARIANTS,
 ]
 
 

@@ -13,7 +13,7 @@ from keras import layers
 import garden
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.registry import _REGISTRY, register_model
+from garden.registry import list_models, register_model
 
 NUM_CLASSES = 3
 
@@ -33,7 +33,7 @@ def build_tiny_backbone(*, input_shape=(64, 64, 3), output_stride=32, features_o
     return classification_model(inputs, features, name=name, num_classes=num_classes, features_only=features_only)
 
 
-if "tiny_test_backbone" not in _REGISTRY:
+if "tiny_test_backbone" not in list_models():
     register_model("tiny_test_backbone", build_tiny_backbone, "classification")
 
 TINY = "tiny_test_backbone"

@@ -1,5 +1,9 @@
 """The lecture's building blocks as Keras 3 layers and functional blocks (``keras.ops`` only)."""
 
+from garden._quiet import import_keras_quietly
+
+import_keras_quietly()
+
 from garden.layers.aspp import atrous_spatial_pyramid_pooling
 from garden.layers.attention import make_divisible, squeeze_excite
 from garden.layers.conv import activation, bottleneck_1x1, conv_norm_act, depthwise_separable, pad

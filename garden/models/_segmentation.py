@@ -9,7 +9,6 @@ Backbones come from the registry through the feature contract of ``garden.models
 import keras
 from keras import layers
 
-import garden.segmentation  # noqa: F401  (registers the segmentation losses and metrics for loading)
 from garden.layers import ResizeLike
 
 

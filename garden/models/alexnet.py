@@ -12,7 +12,6 @@ from keras import layers
 
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, fully_connected_head, model_input
-from garden.registry import register_model
 
 # (name, filters, kernel, stride, padding, max-pool 3/2 after)
 CONVOLUTIONS = (
@@ -51,6 +50,3 @@ def build_alexnet(
         inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
         dropout=dropout, classifier_activation=classifier_activation, features_only=features_only, head=head,
     )
-
-
-register_model("alexnet", build_alexnet, "classification")

@@ -21,7 +21,6 @@ from keras import layers
 from garden.layers import ResizeLike, atrous_spatial_pyramid_pooling, conv_norm_act, depthwise_separable
 from garden.models._common import model_input
 from garden.models._segmentation import backbone_features, check_stride, logits_head
-from garden.registry import register_model
 
 # Atrous rates of the ASPP's three 3x3 branches for each output stride (the v3 paper, Sec. 4.1).
 ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
@@ -71,7 +70,3 @@ def _decoder(x, low_level, filters, low_level_filters, separable):
     for index in (1, 2):
         x = block(x, filters, 3, name=f"decoder_conv{index}")
     return x
-
-
-register_model("deeplabv3", build_deeplab, "segmentation", decoder=False)
-register_model("deeplabv3plus", build_deeplab, "segmentation", decoder=True)

@@ -18,18 +18,9 @@ from keras import layers
 
 from garden.layers import activation, apply_norm, conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.models._transfer_by_name import transfer_by_name
-from garden.registry import register_model
-from garden.weights import register_transfer
+from garden.models.transfer import transfer_by_name
 
 NORM = {"epsilon": 1.001e-5}
-
-_TV = "torchvision (Huang et al. 2017, Table 1 layout)"
-PUBLISHED = {
-    "densenet121": {"params": 7_978_856, "macs": 2.83e9, "source": _TV},
-    "densenet169": {"params": 14_149_480, "macs": 3.36e9, "source": _TV},
-    "densenet201": {"params": 20_013_928, "macs": 4.29e9, "source": _TV},
-}
 
 
 def build_densenet(
@@ -93,8 +84,3 @@ def _norm_act(x, name):
 def transfer(model, reference):
     """Copy ``keras.applications.DenseNet*`` weights into the garden model (its final norm is ``bn``)."""
     return transfer_by_name(model, reference, rename=lambda name: "bn" if name == "post_bn" else name)
-
-
-for _depth, _blocks in {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32)}.items():
-    register_model(f"densenet{_depth}", build_densenet, "classification", blocks=_blocks)
-    register_transfer(f"densenet{_depth}", f"DenseNet{_depth}", transfer)

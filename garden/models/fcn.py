@@ -19,7 +19,6 @@ from keras import layers, ops
 
 from garden.models._common import model_input
 from garden.models._segmentation import backbone_features
-from garden.registry import register_model
 
 
 @keras.saving.register_keras_serializable(package="garden")
@@ -97,8 +96,3 @@ def _crop_to(x, reference, name=None):
     if extra_h == 0 and extra_w == 0:
         return x if name is None else layers.Identity(name=name)(x)
     return layers.Cropping2D(((0, extra_h), (0, extra_w)), name=name or f"{x.name}_crop")(x)
-
-
-register_model("fcn32s", build_fcn, "segmentation", skips=())
-register_model("fcn16s", build_fcn, "segmentation", skips=(16,))
-register_model("fcn8s", build_fcn, "segmentation", skips=(16, 8))

@@ -26,7 +26,6 @@ from keras import layers
 from garden.errors import GardenError
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.registry import register_model
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection), Table 1
 MODULES = {
@@ -43,15 +42,6 @@ MODULES = {
 # modules between the stride-8, -16 and -32 max pools
 STAGES = (("3a", "3b"), ("4a", "4b", "4c", "4d", "4e"), ("5a", "5b"))
 AUXILIARY = ("4a", "4d")
-
-PUBLISHED = {
-    "googlenet": {
-        "params": 6_998_552,
-        "macs": 1.502e9,
-        "source": "params BVLC bvlc_googlenet; MACs Szegedy et al. 2015, Table 1 (conv1 row 34M, recomputed 118M)",
-        "macs_errata": 118_013_952 - 34_000_000,
-    },
-}
 
 
 def build_googlenet(
@@ -123,6 +113,3 @@ def auxiliary_classifier(x, num_classes, dropout, classifier_activation, norm, n
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.Dense(num_classes, activation=classifier_activation, name=f"{name}_predictions")(x)
-
-
-register_model("googlenet", build_googlenet, "classification")

@@ -18,9 +18,7 @@ import re
 from keras import layers
 
 from garden.models._common import classification_model, model_input
-from garden.models._transfer import copy_pairs
-from garden.registry import register_model
-from garden.weights import register_transfer
+from garden.models.transfer import copy_pairs
 
 # A branch is a sequence of operations: a convolution (filters, kernel[, strides, padding]) or a
 # pool ("avg" | "max", size, strides, padding). Convolutions default to stride 1, "same".
@@ -52,15 +50,6 @@ STAGES = (
 )
 FINAL_FILTERS = 1536
 MIN_SIZE = 75  # the unpadded stem and reductions leave 1x1 at 75x75
-
-PUBLISHED = {
-    "inception_resnet_v2": {
-        "params": 55.8e6,
-        "macs": 13.2e9,
-        "source": "Keras applications table (55.9 M parameters); 13.2 G multiply-adds at 299 as commonly cited; "
-        "Szegedy et al. 2017 give neither",
-    },
-}
 
 
 def conv_bn(x, filters, kernel, strides=1, padding="same", name="conv"):
@@ -171,7 +160,3 @@ def transfer_inception_resnet_v2(model, reference):
         conv, norm = next(unnamed) if theirs is None else (theirs, f"{theirs}_bn")
         pairs += [(f"{ours}_conv", conv), (f"{ours}_bn", norm)]
     return copy_pairs(model, reference, [*pairs, ("predictions", "predictions")])
-
-
-register_model("inception_resnet_v2", build_inception_resnet_v2, "classification")
-register_transfer("inception_resnet_v2", "InceptionResNetV2", transfer_inception_resnet_v2)

@@ -11,7 +11,6 @@ from keras import layers
 
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.registry import register_model
 
 
 def build_lenet5(
@@ -52,6 +51,3 @@ def _lenet_head(activation, dropout):
         return layers.Dense(84, activation=activation, name="f6")(x)
 
     return head
-
-
-register_model("lenet5", build_lenet5, "classification")

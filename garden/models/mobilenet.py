@@ -32,9 +32,7 @@ from garden.layers import (
 )
 from garden.models._common import classification_model, model_input
 from garden.models._dilation import OutputStride
-from garden.models._transfer import copy_pairs
-from garden.registry import register_model
-from garden.weights import register_transfer
+from garden.models.transfer import copy_pairs
 
 # MobileNet V1, Table 1 by stage: (pointwise filters, stride of the first block, blocks)
 SEPARABLE_STAGES = ((64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 2, 6), (1024, 2, 2))
@@ -50,23 +48,6 @@ INVERTED_RESIDUAL_STAGES = (
     (6, 320, 1, 1),
 )
 
-PUBLISHED = {
-    "mobilenet_v1": {"params": 4.2e6, "macs": 569e6, "source": "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"},
-    "mobilenet_v2": {"params": 3.4e6, "macs": 300e6, "source": "Sandler et al. 2018, Table 4"},
-}
-
-# Other widths (Howard et al. Table 6, Sandler et al. Table 4) and resolutions (Howard et al. Table 7):
-# (model, overrides, params, multiply-adds, source)
-_VARIANTS = (
-    ("mobilenet_v1", {"alpha": 0.75}, 2.6e6, 325e6, "Howard et al. 2017, Table 6"),
-    ("mobilenet_v1", {"alpha": 0.5}, 1.3e6, 149e6, "Howard et al. 2017, Table 6"),
-    ("mobilenet_v1", {"alpha": 0.25}, 0.5e6, 41e6, "Howard et al. 2017, Table 6"),
-    ("mobilenet_v1", {"input_shape": (192, 192, 3)}, 4.2e6, 418e6, "Howard et al. 2017, Table 7"),
-    ("mobilenet_v1", {"input_shape": (160, 160, 3)}, 4.2e6, 290e6, "Howard et al. 2017, Table 7"),
-    ("mobilenet_v1", {"input_shape": (128, 128, 3)}, 4.2e6, 186e6, "Howard et al. 2017, Table 7"),
-    ("mobilenet_v2", {"alpha": 1.4}, 6.9e6, 585e6, "Sandler et al. 2018, Table 4"),
-)
-PUBLISHED_VARIANTS = tuple(dict(zip(("model", "overrides", "params", "macs", "source"), row)) for row in _VARIANTS)
 
 MIN_SIZE = 32
 
@@ -225,9 +206,3 @@ def _mobilenet_v2_pairs():
 def transfer_mobilenet_v2(model, reference):
     """Weights of ``keras.applications.MobileNetV2`` (same alpha) into ``mobilenet_v2``."""
     return copy_pairs(model, reference, _mobilenet_v2_pairs())
-
-
-register_model("mobilenet_v1", build_mobilenet_v1, "classification", alpha=1.0)
-register_model("mobilenet_v2", build_mobilenet_v2, "classification", alpha=1.0)
-register_transfer("mobilenet_v1", "MobileNet", transfer_mobilenet_v1)
-register_transfer("mobilenet_v2", "MobileNetV2", transfer_mobilenet_v2)

@@ -25,10 +25,8 @@ from keras import layers
 from garden.layers import activation, conv_norm_act, make_divisible
 from garden.models._common import classification_model, model_input
 from garden.models._dilation import OutputStride
-from garden.models._transfer import copy_pairs
+from garden.models.transfer import copy_pairs
 from garden.models.mobilenet import inverted_residual
-from garden.registry import register_model
-from garden.weights import register_transfer
 
 RE, HS = "relu", "hard_swish"
 
@@ -56,17 +54,7 @@ SMALL = (
 )
 
 STEM_FILTERS = 16
-
-PUBLISHED = {
-    "mobilenet_v3_large": {"params": 5.4e6, "macs": 219e6, "source": "Howard et al. 2019, Table 3"},
-    "mobilenet_v3_small": {"params": 2.5e6, "macs": 56e6, "source": "Howard et al. 2019, Table 3"},
-}
-# (model, overrides, params, multiply-adds, source)
-_VARIANTS = (
-    ("mobilenet_v3_large", {"alpha": 0.75}, 4.0e6, 155e6, "Howard et al. 2019, Table 3"),
-    ("mobilenet_v3_small", {"alpha": 0.75}, 2.0e6, 44e6, "Howard et al. 2019, Table 3"),
-)
-PUBLISHED_VARIANTS = tuple(dict(zip(("model", "overrides", "params", "macs", "source"), row)) for row in _VARIANTS)
+BLOCKS = {"large": LARGE, "small": SMALL}
 
 
 def build_mobilenet_v3(
@@ -84,7 +72,14 @@ def build_mobilenet_v3(
     features_only=False,
     name="mobilenet_v3",
 ):
-    """MobileNetV3 (Howard et al., 2019): searched inverted residuals with SE and hard-swish (``blocks`` table)."""
+    """MobileNetV3 (Howard et al., 2019): searched inverted residuals with SE and hard-swish (``blocks`` table).
+
+    ``blocks`` is a table like ``LARGE`` or the name of one (``"large"``, ``"small"``).
+    """
+    if isinstance(blocks, str):
+        if blocks not in BLOCKS:
+            raise ValueError(f"unknown MobileNetV3 blocks {blocks!r}; choose {', '.join(BLOCKS)} or give a table")
+        blocks = BLOCKS[blocks]
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha!r}")
     inputs = model_input(input_shape, (224, 224, 3))
@@ -155,9 +150,3 @@ def transfer_large(model, reference):
 def transfer_small(model, reference):
     """Weights of ``keras.applications.MobileNetV3Small`` (same alpha) into ``mobilenet_v3_small``."""
     return copy_pairs(model, reference, _pairs(SMALL))
-
-
-register_model("mobilenet_v3_large", build_mobilenet_v3, "classification", blocks=LARGE, last_channels=1280)
-register_model("mobilenet_v3_small", build_mobilenet_v3, "classification", blocks=SMALL, last_channels=1024)
-register_transfer("mobilenet_v3_large", "MobileNetV3Large", transfer_large)
-register_transfer("mobilenet_v3_small", "MobileNetV3Small", transfer_small)

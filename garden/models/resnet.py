@@ -34,32 +34,13 @@ from keras import layers
 from garden.errors import GardenError
 from garden.layers import conv_norm_act, squeeze_excite
 from garden.models._common import classification_model, model_input
-from garden.models._transfer_by_name import transfer_by_name
-from garden.registry import register_model
-from garden.weights import register_transfer
+from garden.models.transfer import transfer_by_name
 
 # (stage name, base width, stride of its first block); a stage's blocks come from ``depths``.
 STAGES = (("conv2", 64, 1), ("conv3", 128, 2), ("conv4", 256, 2), ("conv5", 512, 2))
 EXPANSION = {"basic": 1, "bottleneck": 4}
 # keras.applications' epsilon (converted from the original Caffe models).
 NORM = {"epsilon": 1.001e-5}
-
-_HE = "He et al. 2016, Table 1; params torchvision"
-_HU = "Hu et al. 2018, Table 2; params torchvision"
-_SE = "Hu et al. 2018, Table 2; params of the released model"
-PUBLISHED = {
-    "resnet18": {"params": 11_689_512, "macs": 1.8e9, "source": _HE},
-    "resnet34": {"params": 21_797_672, "macs": 3.6e9, "source": _HE},
-    "resnet50": {"params": 25_557_032, "macs": 3.86e9, "source": _HU},
-    "resnet101": {"params": 44_549_160, "macs": 7.58e9, "source": _HU},
-    "resnet152": {"params": 60_192_808, "macs": 11.30e9, "source": _HU},
-    "resnext50_32x4d": {"params": 25_028_904, "macs": 4.23e9, "source": "torchvision (Xie et al. 2017: 4.2 G)"},
-    "resnext101_32x8d": {"params": 88_791_336, "macs": 16.41e9, "source": "torchvision"},
-    "se_resnet50": {"params": 28_088_024, "macs": 3.87e9, "source": _SE},
-    "se_resnet101": {"params": 49_326_872, "macs": 7.60e9, "source": _SE},
-    "se_resnet152": {"params": 66_821_848, "macs": 11.32e9, "source": _SE},
-    "se_resnext50_32x4d": {"params": 27_559_896, "macs": 4.25e9, "source": _SE},
-}
 
 
 def build_resnet(
@@ -155,29 +136,3 @@ def _merge(shortcut, y, se_ratio, name):
 def _padding(stride, dilation):
     """'same' for stride 1; explicit symmetric zeros for a strided 3x3, as the reference models pad."""
     return "same" if stride == 1 else dilation
-
-
-# ---------------------------------------------------------------- the variants, as data
-
-DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
-RESNEXT_32X4D = {"groups": 32, "width_per_group": 4, "stride_in": "3x3"}
-SE = {"se_ratio": 1 / 16}
-
-VARIANTS = {
-    "resnet18": {"block": "basic", "depths": DEPTHS[18]},
-    "resnet34": {"block": "basic", "depths": DEPTHS[34]},
-    "resnet50": {"depths": DEPTHS[50]},
-    "resnet101": {"depths": DEPTHS[101]},
-    "resnet152": {"depths": DEPTHS[152]},
-    "resnext50_32x4d": {"depths": DEPTHS[50], **RESNEXT_32X4D},
-    "resnext101_32x8d": {"depths": DEPTHS[101], **RESNEXT_32X4D, "width_per_group": 8},
-    "se_resnet50": {"depths": DEPTHS[50], **SE},
-    "se_resnet101": {"depths": DEPTHS[101], **SE},
-    "se_resnet152": {"depths": DEPTHS[152], **SE},
-    "se_resnext50_32x4d": {"depths": DEPTHS[50], **RESNEXT_32X4D, **SE},
-}
-
-for _name, _architecture in VARIANTS.items():
-    register_model(_name, build_resnet, "classification", **_architecture)
-for _depth in (50, 101, 152):
-    register_transfer(f"resnet{_depth}", f"ResNet{_depth}", transfer_by_name)

@@ -17,7 +17,6 @@ from keras import layers
 
 from garden.layers import MaskedMaxUnpooling, MaxPoolingWithSwitches, MaxUnpooling, conv_norm_act
 from garden.models._common import model_input
-from garden.registry import register_model
 
 # VGG16's convolution widths per encoder stage (the decoder mirrors them).
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
@@ -58,7 +57,3 @@ def build_segnet(
             x = conv_norm_act(x, filters, 3, norm=norm, name=f"dec{stage}_conv{block}")
     logits = layers.Conv2D(num_classes, 1, name="logits")(x)
     return keras.Model(inputs, logits, name=name)
-
-
-register_model("segnet", build_segnet, "segmentation", unpooling="switches")
-register_model("segnet_builtin", build_segnet, "segmentation", unpooling="builtin")

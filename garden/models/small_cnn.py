@@ -8,7 +8,6 @@ conv-BN-ReLU blocks, the first of a stage with stride 2 (except the stem), in th
 
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.registry import register_model
 
 # (filters, blocks, stride) per stage; the stride applies to the stage's first block.
 SMALL_CNN_STAGES = ((32, 1, 1), (64, 1, 2), (128, 1, 2), (256, 1, 2))
@@ -42,6 +41,3 @@ def build_small_cnn(
         inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
         dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
     )
-
-
-register_model("small_cnn", build_small_cnn, "classification")

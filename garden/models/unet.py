@@ -19,7 +19,6 @@ from keras import layers
 from garden.layers import conv_norm_act
 from garden.models._common import model_input
 from garden.models._segmentation import backbone_features, logits_head
-from garden.registry import register_model
 
 # Filters of the plain encoder's levels, shallowest first; the last level is the bottom of the "U".
 ENCODER_FILTERS = (64, 128, 256, 512, 1024)
@@ -108,7 +107,3 @@ def _centre_crop(skip, reference, name):
         return skip
     crop = ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
     return layers.Cropping2D(crop, name=name)(skip)
-
-
-register_model("unet", build_unet, "segmentation")
-register_model("unet_valid", build_unet, "segmentation", padding="valid", input_shape=(572, 572, 1), norm=None)

@@ -21,26 +21,9 @@ from keras import layers
 
 from garden.layers import conv_norm_act
 from garden.models._common import classification_model, model_input
-from garden.models._transfer_by_name import transfer_by_name
-from garden.registry import register_model
-from garden.weights import register_transfer
+from garden.models.transfer import transfer_by_name
 
 FILTERS = (64, 128, 256, 512, 512)
-# convolutions per stage, Table 1 of the paper
-CONFIGURATIONS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
-
-_TV = "Simonyan & Zisserman 2015, Table 2; exact params and MACs torchvision"
-PUBLISHED = {
-    "vgg11": {"params": 132_863_336, "macs": 7.61e9, "source": _TV},
-    "vgg13": {"params": 133_047_848, "macs": 11.31e9, "source": _TV},
-    "vgg16": {"params": 138_357_544, "macs": 15.47e9, "source": _TV},
-    "vgg19": {"params": 143_667_240, "macs": 19.63e9, "source": _TV},
-    # torchvision's batch-norm VGGs keep the convolution biases before the norm
-    "vgg11_bn": {"params": 132_868_840, "macs": 7.61e9, "source": "torchvision", "bias_before_norm": True},
-    "vgg13_bn": {"params": 133_053_736, "macs": 11.31e9, "source": "torchvision", "bias_before_norm": True},
-    "vgg16_bn": {"params": 138_365_992, "macs": 15.47e9, "source": "torchvision", "bias_before_norm": True},
-    "vgg19_bn": {"params": 143_678_248, "macs": 19.63e9, "source": "torchvision", "bias_before_norm": True},
-}
 
 
 def build_vgg(
@@ -96,11 +79,3 @@ def _keras_name(name):
 def transfer(model, reference):
     """Copy ``keras.applications.VGG16``/``VGG19`` weights into the garden model."""
     return transfer_by_name(model, reference, rename=_keras_name)
-
-
-for _depth, _convs in CONFIGURATIONS.items():
-    register_model(f"vgg{_depth}", build_vgg, "classification", convs_per_stage=_convs)
-    register_model(f"vgg{_depth}_bn", build_vgg, "classification", convs_per_stage=_convs, batch_norm=True)
-
-register_transfer("vgg16", "VGG16", transfer)
-register_transfer("vgg19", "VGG19", transfer)

@@ -19,9 +19,7 @@ from keras import layers
 from garden.layers import activation, apply_norm, conv_norm_act
 from garden.models._common import classification_model, model_input
 from garden.models._dilation import OutputStride
-from garden.models._transfer import copy_pairs
-from garden.registry import register_model
-from garden.weights import register_transfer
+from garden.models.transfer import copy_pairs
 
 STEM = ((32, 2), (64, 1))  # (filters, stride) of the two unpadded 3x3 convolutions
 
@@ -34,15 +32,6 @@ BLOCKS = (
     ("exit", (728, 1024), "projection", 2),
 )
 EXIT_CONVOLUTIONS = (1536, 2048)
-
-PUBLISHED = {
-    "xception": {
-        "params": 22_855_952,
-        "macs": 8.4e9,
-        "source": "Chollet 2017, Table 3 (trainable parameters); the paper gives no multiply-adds, 8.4 G at 299 "
-        "is the commonly cited figure",
-    },
-}
 
 
 def separable(x, filters, dilation_rate=1, name="sep"):
@@ -132,7 +121,3 @@ def transfer_xception(model, reference):
         theirs = f"block14_sepconv{index}"
         pairs += [(f"exit_sep{index}", theirs), (f"exit_sep{index}_bn", f"{theirs}_bn")]
     return copy_pairs(model, reference, [*pairs, ("predictions", "predictions")])
-
-
-register_model("xception", build_xception, "classification")
-register_transfer("xception", "Xception", transfer_xception)

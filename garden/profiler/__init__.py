@@ -1,5 +1,9 @@
 """The cost profiler: the lecture's per-layer table of memory, parameters and multiply-adds."""
 
+from garden._quiet import import_keras_quietly
+
+import_keras_quietly()
+
 from garden.profiler.arithmetic import (
     UnevenStrideError,
     bottleneck_example,

@@ -6,7 +6,15 @@
 - :mod:`garden.segmentation.visualize`: colour-palette masks, overlays, prediction vs ground truth.
 """
 
+import importlib
+
 IGNORE_LABEL = 255
 
-# Importing the package registers the Keras losses and metrics, so compiled models load back.
-from garden.segmentation import losses, metrics  # noqa: E402, F401
+_SUBMODULES = ("classical", "cli", "losses", "metrics", "visualize")
+
+
+def __getattr__(name):
+    """Submodules on first use: importing the package stays light (``garden --help``)."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"garden.segmentation.{name}")
+    raise AttributeError(f"module 'garden.segmentation' has no attribute {name!r}")

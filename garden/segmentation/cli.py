@@ -2,11 +2,17 @@
 
 import sys
 
-from garden.segmentation.classical import METHODS
+
+
+COMMANDS = {
+    "segment-classic": "unsupervised segmentation: k-means, mean-shift, SLIC, ...",
+}
 
 
 def add_commands(commands):
-    p = commands.add_parser("segment-classic", help="unsupervised segmentation: k-means, mean-shift, SLIC, ...")
+    from garden.segmentation.classical import METHODS
+
+    p = commands.add_parser("segment-classic", help=COMMANDS["segment-classic"])
     p.add_argument("method", choices=METHODS, help="the segmentation method")
     p.add_argument("image", help="an image file (JPEG, PNG, ...)")
     p.add_argument("--out", required=True, help="where to write the overlay picture (PNG)")

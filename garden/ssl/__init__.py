@@ -10,5 +10,13 @@ docs/ssl.md.
 >>> features = model.encoder.predict(images)
 """
 
-from garden.ssl import heads, losses, views  # noqa: F401
-from garden.ssl import methods  # noqa: F401  (registers the methods)
+import importlib
+
+_SUBMODULES = ("cli", "data", "evaluate", "heads", "losses", "methods", "pretrain", "views")
+
+
+def __getattr__(name):
+    """Submodules on first use: importing the package stays light (``garden --help``)."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"garden.ssl.{name}")
+    raise AttributeError(f"module 'garden.ssl' has no attribute {name!r}")

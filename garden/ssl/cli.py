@@ -16,8 +16,14 @@ from garden.errors import GardenError, UsageError
 PROTOCOLS = ("linear", "knn", "finetune")
 
 
+COMMANDS = {
+    "ssl": "pre-train a self-supervised method on unlabeled images",
+    "ssl-eval": "evaluate a pre-trained encoder: linear probe, k-NN or fine-tuning",
+}
+
+
 def add_commands(commands):
-    p = commands.add_parser("ssl", help="pre-train a self-supervised method on unlabeled images")
+    p = commands.add_parser("ssl", help=COMMANDS["ssl"])
     p.add_argument("method", help="a registered ssl method (see `garden models --task ssl`)")
     p.add_argument("--backbone", default="small_cnn", help="a registered classification model (default small_cnn)")
     p.add_argument("--data", default="digits", help="data source: digits, embedded, cifar10:PATH or a folder")
@@ -32,7 +38,7 @@ def add_commands(commands):
                    help="a builder argument of the method, e.g. temperature=0.2 or crop_scale=0.5,1.0 (repeatable)")
     p.set_defaults(run=run_ssl)
 
-    p = commands.add_parser("ssl-eval", help="evaluate a pre-trained encoder: linear probe, k-NN or fine-tuning")
+    p = commands.add_parser("ssl-eval", help=COMMANDS["ssl-eval"])
     p.add_argument("run_dir", metavar="DIR", help="a folder written by `garden ssl`")
     p.add_argument("--protocol", choices=PROTOCOLS, default="linear")
     p.add_argument("--labels", default="0.1", help="fine-tuning labels: a fraction (0.01, 0.1) or N-per-class")
@@ -92,9 +98,7 @@ def run_ssl(args):
 
 def load_run(run_dir):
     """The record and the encoder of a ``garden ssl`` output folder."""
-    import keras
-
-    import garden.ssl  # noqa: F401  (registers the custom layers the encoder may hold)
+    from garden.saving import load_model
 
     folder = Path(run_dir)
     record_path, encoder_path = folder / "ssl.json", folder / "encoder.keras"
@@ -106,7 +110,7 @@ def load_run(run_dir):
     except json.JSONDecodeError as error:
         raise GardenError(f"{record_path} is not valid JSON: {error}") from None
     try:
-        encoder = keras.saving.load_model(encoder_path, safe_mode=True)
+        encoder = load_model(encoder_path)
     except Exception as error:  # noqa: BLE001  (any failure to read is the file's fault)
         raise GardenError(f"cannot load {encoder_path}: {str(error).splitlines()[0]}") from None
     return record, encoder

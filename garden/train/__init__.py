@@ -1,5 +1,12 @@
 """Training: ``fit`` any garden model on any data source, and the ``garden train`` command."""
 
-from garden.train.fit import MODEL_DEFAULTS, Settings, fit, settings_for
+import importlib
 
 __all__ = ["MODEL_DEFAULTS", "Settings", "fit", "settings_for"]
+
+
+def __getattr__(name):
+    """``fit`` and its settings on first use: importing the package stays light (``garden --help``)."""
+    if name in __all__:
+        return getattr(importlib.import_module("garden.train.fit"), name)
+    raise AttributeError(f"module 'garden.train' has no attribute {name!r}")

@@ -10,12 +10,17 @@ from garden.errors import UsageError
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+COMMANDS = {
+    "train": "train a model on a data source; writes a run folder",
+}
+
+
 def add_commands(commands):
     from garden.train.distribute import STRATEGIES
     from garden.train.fit import PRECISIONS
     from garden.train.optim import OPTIMIZERS, SCHEDULES
 
-    p = commands.add_parser("train", help="train a model on a data source; writes a run folder")
+    p = commands.add_parser("train", help=COMMANDS["train"])
     p.add_argument("model", help="a registered classification or segmentation model (see `garden models`)")
     p.add_argument("--data", required=True, help="digits, embedded, cifar10:PATH, or a data folder (layout detected)")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIME)")

@@ -10,7 +10,6 @@
 import keras
 from keras import layers
 
-from garden.registry import register_model
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods._base import SSLModel, build_encoder, recipe
@@ -75,6 +74,3 @@ def build_swav(
         backbone, input_shape, projection_units, num_prototypes, temperature, epsilon, sinkhorn_iterations, views,
         seed, name=name,
     ).build_now()
-
-
-register_model("swav", build_swav, "ssl")

@@ -15,7 +15,6 @@
 import keras
 from keras import layers, ops
 
-from garden.registry import register_model
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, recipe
@@ -191,8 +190,3 @@ def build_moco_v2(
     ).build_now()
     model.init_target()
     return model
-
-
-register_model("cpc", build_cpc, "ssl")
-register_model("simclr", build_simclr, "ssl")
-register_model("moco_v2", build_moco_v2, "ssl")

@@ -10,7 +10,6 @@
   without the moving average; the stop-gradient alone prevents collapse.
 """
 
-from garden.registry import register_model
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, recipe
@@ -145,8 +144,3 @@ def build_simsiam(
 ):
     """SimSiam (Chen & He, 2021): a Siamese network with a predictor and stop-gradient, no negatives."""
     return SimSiam(backbone, input_shape, projection_units, prediction_units, views, seed, name=name).build_now()
-
-
-register_model("byol", build_byol, "ssl")
-register_model("barlow_twins", build_barlow_twins, "ssl")
-register_model("simsiam", build_simsiam, "ssl")

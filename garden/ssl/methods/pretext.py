@@ -22,7 +22,6 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from garden.registry import register_model
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
 from garden.ssl.methods._base import SSLModel, build_encoder, check_square
@@ -336,8 +335,3 @@ def build_colorization(
     return Colorization(
         backbone, input_shape, decoder_filters, loss, rebalance, crop_scale=crop_scale, seed=seed, name=name,
     ).build_now()
-
-
-register_model("rotnet", build_rotnet, "ssl")
-register_model("jigsaw", build_jigsaw, "ssl")
-register_model("colorization", build_colorization, "ssl")
