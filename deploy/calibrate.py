@@ -21,7 +21,9 @@ def load_source(spec, task=None):
 
 
 def take(examples, count, seed=0):
-    """At most ``count`` examples, a fixed shuffled subset."""
+    """At most ``count`` examples (None: all), a fixed shuffled subset."""
+    if count is not None and not count >= 1:
+        raise GardenError(f"cannot take {count!r} examples of {examples.name!r}: the count must be at least 1")
     if count is None or count >= len(examples):
         return examples
     order = np.random.default_rng(seed).permutation(len(examples))[:count]

@@ -1,8 +1,19 @@
-"""``garden export`` and ``garden bench separable``."""
+"""``garden export`` and ``garden bench separable``.
+
+Number options take the ranges the Python API checks (``EXPORT_LIMITS``, ``OPTIMIZE_LIMITS``,
+``BENCH_LIMITS``); options left out are not passed on, so the API's defaults apply and an option
+given where it means nothing is refused instead of ignored.
+"""
 
 import sys
 
+from deploy.export import CALIBRATED_QUANTS, EXPORT_LIMITS, IO_DTYPES, OUTPUT_KINDS, QUANTS
+from deploy.optimize import DEFAULT_QUANT, OPTIMIZE_LIMITS, TECHNIQUES
+from deploy.separable import BENCH_LIMITS
 from garden.errors import UsageError
+
+EXPORT_SETTINGS = ("format", "quant", "input_size", "calib", "check_data", "max_drop", "out", "name", "output",
+                   "io_dtype", "calib_count", "check_count")
 
 
 COMMANDS = {
@@ -12,55 +23,78 @@ COMMANDS = {
 
 
 def add_commands(commands):
+    add_export(commands)
+    add_bench(commands)
+
+
+def add_export(commands):
+    limit = EXPORT_LIMITS
     p = commands.add_parser("export", help=COMMANDS["export"])
     p.add_argument("model", help="a registered model name or a .keras file")
     p.add_argument("--format", default="tflite", choices=["tflite", "onnx"])
-    p.add_argument("--quant", default="fp32", choices=["fp32", "fp16", "dynamic", "int8", "int8-io"])
-    p.add_argument("--input-size", type=int, help="square input size N (default: the model's own)")
+    p.add_argument("--quant", choices=QUANTS,
+                   help="quantization (default fp32; with --optimize: int8 for qat and cluster, fp32 for prune)")
+    p.add_argument("--input-size", type=limit["input_size"].argparse_type(),
+                   help="square input size N (default: the model's own)")
     p.add_argument("--calib", default="digits", help="representative data source (digits, embedded, a folder, ...)")
     p.add_argument("--check", dest="check_data", help="data source the file is checked on (default: --calib)")
-    p.add_argument("--max-drop", type=float, help="fail, leaving no file, if accuracy/mean IoU drops more points")
+    p.add_argument("--max-drop", type=limit["max_drop"].argparse_type(),
+                   help="fail, leaving no file, if accuracy/mean IoU drops more points (-100 to 100)")
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--name", help="file stem (default MODEL_QUANT)")
-    p.add_argument("--output", default="logits", choices=["logits", "class_map"], help="what the file outputs")
-    p.add_argument("--io-dtype", default="uint8", choices=["uint8", "int8"], help="integer input/output of int8-io")
-    p.add_argument("--calib-count", type=int, default=64, help="calibration images")
-    p.add_argument("--check-count", type=int, default=64, help="check images")
-    p.add_argument("--optimize", choices=["qat", "prune", "cluster"],
+    p.add_argument("--output", choices=OUTPUT_KINDS, help="what the file outputs (default logits)")
+    p.add_argument("--io-dtype", choices=IO_DTYPES, help="integer input/output of --quant int8-io (default uint8)")
+    p.add_argument("--calib-count", type=limit["calib_count"].argparse_type(),
+                   help="calibration images of int8 / int8-io (default 64; 32 with --optimize)")
+    p.add_argument("--check-count", type=limit["check_count"].argparse_type(), help="check images (default 64)")
+    p.add_argument("--optimize", choices=TECHNIQUES,
                    help="tensorflow-model-optimization first (tf_keras twin in a subprocess)")
-    p.add_argument("--steps", type=int, default=30, help="fine-tuning steps for --optimize")
+    p.add_argument("--steps", type=OPTIMIZE_LIMITS["steps"].argparse_type(),
+                   help="fine-tuning steps for --optimize (default 30)")
     p.set_defaults(run=run_export)
 
+
+def add_bench(commands):
     bench = commands.add_parser("bench", help=COMMANDS["bench"])
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     s = which.add_parser("separable", help="depthwise-separable vs standard convolution: MACs ratio vs latency ratio")
-    s.add_argument("--input-size", type=int, default=128)
-    s.add_argument("--alpha", type=float, default=0.5, help="MobileNet V1 width multiplier")
+    s.add_argument("--input-size", type=BENCH_LIMITS["input_size"].argparse_type(), default=128,
+                   help="input size N (at least 32)")
+    s.add_argument("--alpha", type=BENCH_LIMITS["alpha"].argparse_type(), default=0.5,
+                   help="MobileNet V1 width multiplier (1/32 to 2)")
     s.add_argument("--out", default="separable_out", help="output folder (tables, chart, .tflite files)")
-    s.add_argument("--repeats", type=int, default=20)
+    s.add_argument("--repeats", type=BENCH_LIMITS["repeats"].argparse_type(), default=20)
     s.add_argument("--quick", action="store_true", help="fewer single-layer points (for tests)")
     s.set_defaults(run=run_separable)
 
 
+def refuse_unused_options(args):
+    """Options that would change nothing in the mode chosen are an error, not silently dropped."""
+    if args.steps is not None and not args.optimize:
+        raise UsageError("--steps applies only with --optimize")
+    # QAT is always calibrated; an impossible --quant with it is refused by the API.
+    quant = "int8" if args.optimize == "qat" else args.quant or DEFAULT_QUANT.get(args.optimize, "fp32")
+    if args.calib_count is not None and quant not in CALIBRATED_QUANTS:
+        raise UsageError(f"--calib-count applies only to calibrated exports (--quant int8 or int8-io); "
+                         f"{quant} is not calibrated")
+
+
+def given(args, names):
+    """The settings among ``names`` that the command line holds a value for."""
+    return {key: getattr(args, key) for key in names if getattr(args, key) is not None}
+
+
 def run_export(args):
-    if args.input_size is not None and args.input_size <= 0:
-        raise UsageError(f"--input-size must be positive, got {args.input_size}")
+    refuse_unused_options(args)
+    settings = given(args, EXPORT_SETTINGS)
     if args.optimize:
         from deploy.optimize import optimize_and_export
 
-        result = optimize_and_export(
-            args.model, technique=args.optimize, format=args.format, quant=args.quant, input_size=args.input_size,
-            calib=args.calib, check_data=args.check_data, max_drop=args.max_drop, out=args.out, name=args.name,
-            steps=args.steps,
-        )
+        result = optimize_and_export(args.model, technique=args.optimize, **settings, **given(args, ("steps",)))
     else:
         from deploy.export import export
 
-        result = export(
-            args.model, format=args.format, quant=args.quant, input_size=args.input_size, calib=args.calib,
-            check_data=args.check_data, max_drop=args.max_drop, out=args.out, name=args.name, output=args.output,
-            io_dtype=args.io_dtype, calib_count=args.calib_count, check_count=args.check_count,
-        )
+        result = export(args.model, **settings)
     from deploy.report import to_markdown
 
     print(to_markdown([result.report]))

@@ -11,22 +11,89 @@ as TensorFlow Model Garden names them:
 
 ONNX goes through tf2onnx and is quantized with onnxruntime's tools (``int8-io`` takes uint8 pixels).
 The output is logits or a class map (argmax in the graph), never a softmax, which int8 flattens.
-Every file is written under a temporary name, checked, and only then put in place.
+Every file is written under a temporary name, checked, and only then put in place; the converters'
+own intermediate files go to a scratch folder that the next export removes if this one is killed.
+Every option is checked before any work: a NaN, an out-of-range number or an option that means
+nothing in the chosen mode is a ``GardenError``, never silently changed.
 """
 
+import contextlib
+import math
 import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from deploy import calibrate, check, report, sidecar
-from garden._files import atomic_path, check_writable, write_text
+from garden._files import process_alive, atomic_path, check_writable, write_text
 from garden.errors import GardenError
+from garden.options import describe_range, in_range, number
 
 FORMATS = ("tflite", "onnx")
 QUANTS = ("fp32", "fp16", "dynamic", "int8", "int8-io")
+CALIBRATED_QUANTS = ("int8", "int8-io")
 OUTPUT_KINDS = ("logits", "class_map")
+IO_DTYPES = ("uint8", "int8")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The values a number option takes: a finite ``kind`` within ``low``..``high`` (None: unbounded).
+
+    ``optional``: None is accepted too (it means the default behaviour, e.g. all examples).
+    """
+
+    kind: type
+    low: float = None
+    high: float = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    optional: bool = False
+
+    def argparse_type(self):
+        """The same rule as an argparse ``type`` (``garden.options.number``)."""
+        return number(self.kind, self.low, self.high, low_inclusive=self.low_inclusive,
+                      high_inclusive=self.high_inclusive)
+
+    def check(self, name, value):
+        """Raise a one-line ``GardenError`` unless ``value`` is acceptable for the argument ``name``."""
+        if value is None and self.optional:
+            return
+        if not _is_number(value, self.kind):
+            raise GardenError(f"{name} must be {'an integer' if self.kind is int else 'a finite number'}, "
+                              f"got {value!r}")
+        bounds = (self.low, self.high, self.low_inclusive, self.high_inclusive)
+        if not in_range(value, *bounds):
+            raise GardenError(f"{name} {describe_range(*bounds)}, got {value!r}")
+
+
+def _is_number(value, kind):
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if kind is int:
+        return isinstance(value, (int, np.integer))
+    return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
+
+
+def check_numbers(limits, **values):
+    """Check each ``name=value`` against ``limits[name]``."""
+    for name, value in values.items():
+        limits[name].check(name, value)
+
+
+# Points of accuracy or mean IoU lie in 0..100, so a drop lies in -100..100 (negative: the file must
+# beat float by that much).
+EXPORT_LIMITS = {
+    "input_size": Limit(int, 1, optional=True),
+    "max_drop": Limit(float, -100, 100, optional=True),
+    "calib_count": Limit(int, 1, optional=True),
+    "check_count": Limit(int, 1, optional=True),
+    "repeats": Limit(int, 1),
+}
 
 
 @dataclass
@@ -49,7 +116,7 @@ def export(
     out=".",
     name=None,
     output="logits",
-    io_dtype="uint8",
+    io_dtype=None,
     calib_count=64,
     check_count=64,
     repeats=30,
@@ -57,20 +124,26 @@ def export(
     """Export ``model`` (a Keras model, a registered name or a ``.keras`` file); returns ``ExportResult``.
 
     ``calib`` and ``check_data`` are data source specs (``garden.data.sources``) or ``Examples``.
-    ``max_drop`` (points of accuracy or mean IoU) fails the export, leaving no file, when exceeded.
+    ``max_drop`` (points of accuracy or mean IoU, -100..100) fails the export, leaving no file, when
+    exceeded. ``io_dtype`` (``uint8`` when not given) is for ``quant="int8-io"`` only.
+    ``calib_count``/``check_count`` None: every example.
 
     >>> export("mobilenet_v2", quant="int8", input_size=96, calib="embedded", out="exports")
     """
     _check_choice("format", format, FORMATS)
     _check_choice("quant", quant, QUANTS)
     _check_choice("output", output, OUTPUT_KINDS)
-    _check_choice("io_dtype", io_dtype, ("uint8", "int8"))
+    check_io_dtype(io_dtype, quant, format)
+    check_name(name)
+    check_numbers(EXPORT_LIMITS, input_size=input_size, max_drop=max_drop, calib_count=calib_count,
+                  check_count=check_count, repeats=repeats)
     job = prepare(model, input_size=input_size, calib=calib, check_data=check_data, calib_count=calib_count,
                   check_count=check_count)
 
     def write(temporary):
         if format == "tflite":
-            convert_tflite(job.model, job.input_shape, quant, job.calib_inputs, temporary, output, io_dtype)
+            convert_tflite(job.model, job.input_shape, quant, job.calib_inputs, temporary, output,
+                           io_dtype or "uint8")
         else:
             convert_onnx(job.model, job.input_shape, quant, job.calib_inputs, temporary, output)
 
@@ -117,7 +190,7 @@ def write_checked(job, write, path, *, quant, output="logits", max_drop=None, re
         raise GardenError(f"output folder {path.parent} does not exist")
     check_writable(path)
     fmt = path.suffix[1:]
-    with atomic_path(path) as temporary:
+    with scratch_folder(), atomic_path(path) as temporary:
         write(temporary)
         reference = job.model.predict(job.check_inputs, batch_size=16, verbose=0)
         runner = check.open_runner(temporary)
@@ -125,7 +198,7 @@ def write_checked(job, write, path, *, quant, output="logits", max_drop=None, re
         num_classes = int(job.model.output_shape[-1])
         quality = check.compare(reference, artifact, job.check_targets, task=job.task, output_kind=output,
                                 num_classes=num_classes)
-        if max_drop is not None and quality["drop"] > max_drop:
+        if max_drop is not None and not quality["drop"] <= max_drop:  # a NaN drop fails too
             raise GardenError(
                 f"{path.name}: {quality['metric']} fell {quality['drop']:.2f} points "
                 f"({quality['float']:.2f} -> {quality['artifact']:.2f}), more than --max-drop {max_drop}; file removed"
@@ -147,6 +220,63 @@ def write_checked(job, write, path, *, quant, output="logits", max_drop=None, re
 def _check_choice(what, value, choices):
     if value not in choices:
         raise GardenError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+def check_io_dtype(io_dtype, quant, format="tflite"):
+    """``io_dtype`` (None: not given) means something only for ``int8-io``, and ONNX takes only uint8."""
+    if io_dtype is None:
+        return
+    _check_choice("io_dtype", io_dtype, IO_DTYPES)
+    if quant != "int8-io":
+        raise GardenError(f"--io-dtype (io_dtype) applies only to --quant int8-io, not {quant}")
+    if format == "onnx" and io_dtype != "uint8":
+        raise GardenError(f"ONNX int8-io files take uint8 pixels; --io-dtype {io_dtype} is for TFLite only")
+
+
+def check_name(name):
+    """A file stem (None: the default one): not empty, no folder in it, not hidden."""
+    if name is None:
+        return
+    text = str(name)
+    if not text or text.startswith(".") or "/" in text or os.sep in text:
+        raise GardenError(f"--name (name) must be a plain file stem, not {text!r}: no folders, not starting with '.'")
+
+
+# ---------------------------------------------------------------- the converters' own temporary files
+
+SCRATCH_PREFIX = "garden-scratch-"
+_SCRATCH_NAME = re.compile(rf"^{re.escape(SCRATCH_PREFIX)}(\d+)-")
+
+
+@contextlib.contextmanager
+def scratch_folder():
+    """A fresh folder for an export's intermediate files, removed afterwards; yields its path.
+
+    Python's ``tempfile`` points into it meanwhile, so the TFLite converter's intermediate
+    SavedModel, tf2onnx's and onnxruntime's calibration files land there. Its name carries this
+    process's id: the folders of killed exports (their process gone) are removed first.
+    """
+    root = Path(tempfile.gettempdir())
+    remove_stale_scratch(root)
+    folder = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=root)
+    previous, tempfile.tempdir = tempfile.tempdir, folder
+    try:
+        yield Path(folder)
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_scratch(root):
+    """Remove the scratch folders in ``root`` whose process no longer runs; returns their names."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in Path(root).iterdir():
+            match = _SCRATCH_NAME.match(entry.name)
+            if match and entry.is_dir() and not entry.is_symlink() and not process_alive(int(match.group(1))):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
 
 
 def _examples(source, task):

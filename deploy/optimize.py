@@ -16,16 +16,32 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from deploy import check
-from deploy.export import _check_choice, convert_tflite, prepare, write_checked
+from deploy.export import (
+    CALIBRATED_QUANTS, EXPORT_LIMITS, QUANTS, Limit, _check_choice, check_io_dtype, check_name, check_numbers,
+    convert_tflite, prepare, scratch_folder, write_checked,
+)
 from garden.errors import GardenError
 
 TECHNIQUES = ("qat", "prune", "cluster")
+DEFAULT_QUANT = {"qat": "int8", "prune": "fp32", "cluster": "int8"}
+
+OPTIMIZE_LIMITS = {
+    **EXPORT_LIMITS,
+    "steps": Limit(int, 1),
+    "batch_size": Limit(int, 1),
+    "learning_rate": Limit(float, 0, low_inclusive=False),
+    "sparsity": Limit(float, 0, 1, low_inclusive=False, high_inclusive=False),
+    "clusters": Limit(int, 2),
+    "train_count": Limit(int, 1),
+    "calib_count": Limit(int, 1),
+    "twin_tolerance": Limit(float, 0, low_inclusive=False),
+    "timeout": Limit(float, 0, low_inclusive=False),
+}
 
 
 def optimize_and_export(
@@ -40,6 +56,7 @@ def optimize_and_export(
     max_drop=None,
     out=".",
     name=None,
+    output="logits",
     steps=30,
     batch_size=8,
     learning_rate=1e-4,
@@ -48,32 +65,33 @@ def optimize_and_export(
     train_count=64,
     calib_count=32,
     check_count=64,
-    io_dtype="uint8",
+    io_dtype=None,
     twin_tolerance=1e-5,
     repeats=30,
     timeout=1800,
 ):
     """Fine-tune ``model`` with ``technique`` (``qat``, ``prune``, ``cluster``) and export it, checked.
 
-    QAT always produces a full-integer file (``int8``, or ``int8-io``); pruning and clustering keep
-    ``quant`` (default ``fp32`` for pruning, ``int8`` for clustering). Training data is ``calib``.
+    QAT produces a full-integer file only: ``quant`` ``int8`` (default) or ``int8-io``, anything
+    else is refused. Pruning and clustering keep ``quant`` (default ``fp32`` for pruning, ``int8``
+    for clustering). The file outputs logits (``output="class_map"`` is refused). Training data is
+    ``calib``; ``sparsity`` is a fraction in (0, 1).
     """
-    _check_choice("technique", technique, TECHNIQUES)
-    if format != "tflite":
-        raise GardenError("tensorflow-model-optimization exports go to TFLite only; use --format tflite")
-    quant = quant or {"qat": "int8", "prune": "fp32", "cluster": "int8"}[technique]
-    if technique == "qat" and quant not in ("int8", "int8-io"):
-        quant = "int8"
+    quant = check_optimize_options(technique, format=format, quant=quant, output=output, io_dtype=io_dtype,
+                                   name=name)
+    check_numbers(OPTIMIZE_LIMITS, input_size=input_size, max_drop=max_drop, steps=steps, batch_size=batch_size,
+                  learning_rate=learning_rate, sparsity=sparsity, clusters=clusters, train_count=train_count,
+                  calib_count=calib_count, check_count=check_count, twin_tolerance=twin_tolerance,
+                  repeats=repeats, timeout=timeout)
     job = prepare(model, input_size=input_size, calib=calib, check_data=check_data,
                   calib_count=max(train_count, calib_count), check_count=check_count)
     out = Path(out)
     if not out.is_dir():
         raise GardenError(f"output folder {out} does not exist")
-    workdir = Path(tempfile.mkdtemp(prefix="garden-tfmot-"))
-    try:
+    with scratch_folder() as workdir:
         _write_job(job, workdir, technique=technique, quant=quant, steps=steps, batch_size=batch_size,
                    learning_rate=learning_rate, sparsity=sparsity, clusters=clusters, train_count=train_count,
-                   calib_count=calib_count, io_dtype=io_dtype, twin_tolerance=twin_tolerance)
+                   calib_count=calib_count, io_dtype=io_dtype or "uint8", twin_tolerance=twin_tolerance)
         run_worker(workdir, timeout)
         info = json.loads((workdir / "result.json").read_text())
         extra = {"optimization": {"technique": technique, "steps": steps, **info}}
@@ -83,8 +101,22 @@ def optimize_and_export(
         label = "qat" if technique == "qat" else quant
         return write_checked(job, lambda temporary: shutil.copyfile(workdir / "model.tflite", temporary), path,
                              quant=quant, max_drop=max_drop, repeats=repeats, quantization=label, extra=extra)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_optimize_options(technique, *, format="tflite", quant=None, output="logits", io_dtype=None, name=None):
+    """Refuse what ``technique`` cannot do, in one line; returns the quantization mode to use."""
+    _check_choice("technique", technique, TECHNIQUES)
+    if format != "tflite":
+        raise GardenError("tensorflow-model-optimization exports go to TFLite only; use --format tflite")
+    if output != "logits":
+        raise GardenError(f"--output {output} is not available with --optimize: the tf_keras worker exports logits")
+    if technique == "qat" and quant not in (None, *CALIBRATED_QUANTS):
+        raise GardenError(f"--optimize qat yields a full-integer file only: use --quant int8 or int8-io, not {quant}")
+    quant = quant or DEFAULT_QUANT[technique]
+    _check_choice("quant", quant, QUANTS)
+    check_io_dtype(io_dtype, quant)
+    check_name(name)
+    return quant
 
 
 def _write_job(job, workdir, *, train_count, calib_count, **settings):
@@ -127,7 +159,8 @@ def _jsonable(value):
 
 def run_worker(workdir, timeout=1800):
     """Run ``deploy._tfmot_worker`` on ``workdir``; its last error line becomes a ``GardenError``."""
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    # TMPDIR: the worker's converter files land in ``workdir`` too, and go with it.
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(workdir))
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     try:

@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from deploy import check
-from deploy.export import convert_tflite, export
+from deploy.export import Limit, check_numbers, convert_tflite, export
 from garden._files import atomic_path, write_text
-from garden.errors import GardenError
+
+# MobileNet V1's stem has int(32 * alpha) channels (none below 1/32); above 2 the standard-convolution
+# twin runs to hundreds of millions of parameters.
+BENCH_LIMITS = {
+    "input_size": Limit(int, 32),
+    "alpha": Limit(float, 1 / 32, 2),
+    "repeats": Limit(int, 1),
+}
 
 LAYER_CHANNELS = (32, 64, 128, 256, 512)
 LAYER_SIZES = (56, 28, 14)
@@ -163,11 +170,13 @@ def plot(rows, path):
 
 
 def run_bench(*, input_size=128, alpha=0.5, out="separable_out", repeats=20, quick=False):
-    """Run the comparison; writes separable.md/.json/.png and the .tflite files (with sidecars) to ``out``."""
+    """Run the comparison; writes separable.md/.json/.png and the .tflite files (with sidecars) to ``out``.
+
+    ``input_size`` at least 32 (MobileNet V1's five stride-2 stages), ``alpha`` 1/32..2.
+    """
+    check_numbers(BENCH_LIMITS, input_size=input_size, alpha=alpha, repeats=repeats)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if input_size < 32:
-        raise GardenError(f"--input-size must be at least 32 for MobileNet V1, got {input_size}")
     rows = model_rows(alpha, input_size, out, repeats)
     rows += layer_rows(QUICK_CHANNELS if quick else LAYER_CHANNELS, QUICK_SIZES if quick else LAYER_SIZES, out,
                        repeats)

@@ -36,7 +36,7 @@ def temporary_name(path):
     return path.with_name(f".{stem}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffixes}")
 
 
-def _process_alive(pid):
+def process_alive(pid):
     if pid == os.getpid():
         return True
     try:
@@ -60,7 +60,7 @@ def remove_stale_temporaries(folder):
         return removed
     for entry in entries:
         match = _PARTIAL_NAME.match(entry.name)
-        if not match or _process_alive(int(match.group(1))) or not entry.is_file() or entry.is_symlink():
+        if not match or process_alive(int(match.group(1))) or not entry.is_file() or entry.is_symlink():
             continue
         with contextlib.suppress(OSError):
             entry.unlink()
