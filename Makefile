@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m garden.demo --out demo_out
+	$(PY) -m deploy.demo --out demo_out
 
 # The suite is mostly single-threaded Python (tracing, conversion), so test files run in parallel,
 # one worker per core up to four; a file stays on one worker so its module fixtures are built once.

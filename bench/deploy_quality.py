@@ -76,7 +76,7 @@ def main(argv=None):
     if args.only in (None, "deeplab"):
         from garden.data.embedded import embedded_segmentation
 
-        model = garden.create_model("deeplabv3plus", input_shape=(64, 64, 3), num_classes=11, alpha=0.5,
+        model = garden.create_model("deeplabv3plus", input_shape=(64, 64, 3), num_classes=11, backbone_kwargs={"alpha": 0.5},
                                     aspp_filters=64, decoder_filters=64)
         data = embedded_segmentation(num_images=args.images, size=64, seed=0)
         reports += case("deeplabv3plus_mobilenet_v2", model, data, args.epochs, args.out, args.steps, techniques)

@@ -35,7 +35,7 @@ CONFIGS = {
     ),
     "deeplabv3plus": dict(
         size=80, images=3000,
-        model=dict(backbone="mobilenet_v2", alpha=0.35, output_stride=16, aspp_filters=96, decoder_filters=96),
+        model=dict(backbone="mobilenet_v2", backbone_kwargs={"alpha": 0.35}, output_stride=16, aspp_filters=96, decoder_filters=96),
         learning_rate=3e-3,
     ),
 }

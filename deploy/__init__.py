@@ -1,7 +1,7 @@
 """The deploy pipeline: quantize and export garden models to TFLite and ONNX, checked and measured.
 
 This package is the TensorFlow side of garden: it imports TensorFlow (garden/ itself does not),
-on first use of the names below, so that ``garden --help`` lists its commands at once.
+but only when a file is written or run, so that ``garden --help`` lists its commands at once.
 
 >>> import deploy
 >>> result = deploy.export("mobilenet_v2", format="tflite", quant="int8", input_size=96,
@@ -9,12 +9,9 @@ on first use of the names below, so that ``garden --help`` lists its commands at
 >>> result.report["quality"]["drop"]
 """
 
-import importlib
+# Imported here, not on first use: importing the submodule ``deploy.export`` sets the package's
+# ``export`` attribute to that module, and only this import puts the function back in its place.
+# ``deploy.export`` imports no TensorFlow or Keras (the writers do, when they run).
+from deploy.export import FORMATS, OUTPUT_KINDS, QUANTS, ExportResult, export
 
 __all__ = ["FORMATS", "OUTPUT_KINDS", "QUANTS", "ExportResult", "export"]
-
-
-def __getattr__(name):
-    if name in __all__:
-        return getattr(importlib.import_module("deploy.export"), name)
-    raise AttributeError(f"module 'deploy' has no attribute {name!r}")

@@ -22,10 +22,13 @@ from pathlib import Path
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
+# (after the environment above: tf_keras must be chosen before TensorFlow is imported)
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from deploy.quantization import CALIBRATED_QUANTS, tflite_converter
 
 L = tf_keras.layers
 
@@ -297,30 +300,11 @@ def unique_weights(model):
 
 
 def convert(model, input_shape, calib, quant, io_dtype="uint8", sparse=False):
-    """TFLite bytes from a tf_keras model at a batch-1 signature, builtin ops only."""
+    """TFLite bytes from a tf_keras model at a batch-1 signature, builtin ops only, in mode ``quant``."""
     serve = tf.function(lambda x: model(x, training=False),
                         input_signature=[tf.TensorSpec((1, *input_shape), tf.float32, name="input")])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.experimental_lower_to_saved_model = False  # freeze the graph directly: much faster
-    optimizations = []
-    if quant != "fp32":
-        optimizations.append(tf.lite.Optimize.DEFAULT)
-    if sparse:
-        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
-    converter.optimizations = optimizations
-    if quant == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quant in ("int8", "int8-io"):
-        def representative():
-            for sample in calib:
-                yield [sample[None].astype("float32")]
-
-        converter.representative_dataset = representative
-    if quant == "int8-io":
-        converter.inference_input_type = getattr(tf, io_dtype)
-        converter.inference_output_type = getattr(tf, io_dtype)
-    return converter.convert()
+    return tflite_converter(serve.get_concrete_function(), model, quant, calib, io_dtype=io_dtype,
+                            sparse=sparse).convert()
 
 
 def main(workdir):
@@ -342,7 +326,7 @@ def main(workdir):
         with tfmot.quantization.keras.quantize_scope(_scope()):
             model = quantization_aware(twin)
             result["loss"] = fine_tune(model, x, y, job)
-            quant = job["quant"] if job["quant"] in ("int8", "int8-io") else "int8"
+            quant = job["quant"] if job["quant"] in CALIBRATED_QUANTS else "int8"
             (workdir / "model.tflite").write_bytes(convert(model, input_shape, calib, quant, job["io_dtype"]))
     elif technique == "prune":
         model = pruned(twin, job["sparsity"], job["steps"])

@@ -64,12 +64,3 @@ def _resize_image(image, height, width, channels):
         return np.round(image.astype("float32").mean(axis=-1, keepdims=True)).astype("uint8")
     raise GardenError(f"cannot feed {image.shape[-1]}-channel images to a {channels}-channel model")
 
-
-def representative_dataset(inputs):
-    """A TFLite converter ``representative_dataset``: one batch-1 float32 input at a time."""
-
-    def generate():
-        for x in inputs:
-            yield [x[None].astype("float32")]
-
-    return generate

@@ -2,8 +2,9 @@
 
 Every export is checked by running the file it wrote: in LiteRT (``ai_edge_litert``) for
 ``.tflite`` and onnxruntime for ``.onnx``, on the ``--check`` data. Classifiers: top-1 accuracy
-of both and their top-1 agreement. Segmenters: mean IoU of both and pixel agreement. Both: the
-largest and mean absolute difference of the outputs (after dequantization).
+of both and their top-1 agreement. Segmenters: mean IoU of both (``garden.segmentation.metrics``:
+label 255 ignored, classes absent from truth and prediction not counted) and pixel agreement.
+Both: the largest and mean absolute difference of the outputs (after dequantization).
 """
 
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from garden.data import IGNORE_LABEL
+from garden.errors import GardenError
 
 
 class LiteRTRunner:
@@ -113,27 +115,16 @@ def latency(runner, input_shape, repeats=30, warmup=3):
 # ---------------------------------------------------------------- metrics
 
 
-def accuracy(logits, labels):
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
-
-
-def confusion(predicted, masks, num_classes):
-    """Confusion matrix (rows: truth, columns: prediction) over the pixels not marked ignore."""
-    keep = masks != IGNORE_LABEL
-    truth, guess = masks[keep].astype("int64"), predicted[keep].astype("int64")
-    valid = (truth < num_classes) & (guess < num_classes)
-    return np.bincount(truth[valid] * num_classes + guess[valid], minlength=num_classes**2).reshape(
-        num_classes, num_classes
-    )
-
-
 def mean_iou(predicted, masks, num_classes):
-    """Mean over classes of TP / (TP + FP + FN), counting the classes that occur in truth or prediction."""
-    matrix = confusion(predicted, masks, num_classes)
-    tp = np.diag(matrix).astype("float64")
-    union = matrix.sum(0) + matrix.sum(1) - tp
-    present = union > 0
-    return float(np.mean(tp[present] / union[present])) if present.any() else 0.0
+    """Mean IoU of class maps against masks: ``garden.segmentation.metrics`` (label 255 ignored).
+
+    Classes absent from both truth and prediction do not count; a true label outside
+    ``0..num_classes-1`` (255 aside) is a ``ValueError``; NaN when no pixel is labelled
+    (``deploy.export.prepare`` refuses such check data before any work).
+    """
+    from garden.segmentation import metrics
+
+    return metrics.mean_iou(metrics.confusion_matrix(masks, predicted, num_classes))
 
 
 def class_of(outputs, output_kind):
@@ -161,10 +152,21 @@ def compare(reference, artifact, targets, *, task, output_kind, num_classes):
         "artifact": round(100 * quality, 3),
         "drop": round(100 * (float_quality - quality), 3),
         "agreement": round(100 * float(np.mean(ref_class == art_class)), 3),
-        "examples": int(len(targets)),
+        "examples": len(targets),
     }
     if output_kind == "logits":
         difference = np.abs(reference.astype("float64") - artifact.astype("float64"))
         result["max_abs_diff"] = float(difference.max())
         result["mean_abs_diff"] = float(difference.mean())
     return result
+
+
+def check_masks(masks, num_classes, source):
+    """Refuse masks the metrics cannot score: labels beyond the model's classes, or no labelled pixel."""
+    labelled = np.asarray(masks)[np.asarray(masks) != IGNORE_LABEL]
+    if labelled.size == 0:
+        raise GardenError(f"data source {source!r} has no labelled pixel (every mask pixel is {IGNORE_LABEL})")
+    top = int(labelled.max())
+    if top >= num_classes:
+        raise GardenError(f"data source {source!r} has mask label {top}, but the model has {num_classes} classes "
+                          f"(0..{num_classes - 1}; {IGNORE_LABEL} = ignore)")

@@ -7,8 +7,9 @@ given where it means nothing is refused instead of ignored.
 
 import sys
 
-from deploy.export import CALIBRATED_QUANTS, EXPORT_LIMITS, IO_DTYPES, OUTPUT_KINDS, QUANTS
+from deploy.export import EXPORT_LIMITS, OUTPUT_KINDS
 from deploy.optimize import DEFAULT_QUANT, OPTIMIZE_LIMITS, TECHNIQUES
+from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS
 from deploy.separable import BENCH_LIMITS
 from garden.errors import UsageError
 

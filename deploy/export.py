@@ -1,20 +1,19 @@
 """Quantize and export a garden model to TFLite or ONNX, then check and measure the file written.
 
-TFLite: converted on the TensorFlow backend from a batch-1 fixed signature (which lets the
-converter fold atrous convolutions into plain ones: no SPACE_TO_BATCH_ND), TFLite builtin ops
-only (a model that would need TensorFlow ops fails here, not on the device). Quantization modes,
-as TensorFlow Model Garden names them:
+This module is the orchestration: options checked (``Limit``), the model resolved and its
+calibration and check data prepared (``prepare``), the file written under a temporary name,
+checked against the Keras model, reported and only then put in place (``write_checked``). The
+writers are ``deploy.tflite`` and ``deploy.onnx_export``; the quantization modes they apply are
+one table, ``deploy.quantization.MODES``:
 
 - ``fp32``: no quantization; ``fp16``: float16 weights; ``dynamic``: int8 weights, float activations;
 - ``int8``: full integer, calibrated on representative data, float input and output;
 - ``int8-io``: full integer with integer input/output too (``uint8`` by default), the camera path.
 
-ONNX goes through tf2onnx and is quantized with onnxruntime's tools (``int8-io`` takes uint8 pixels).
 The output is logits or a class map (argmax in the graph), never a softmax, which int8 flattens.
-Every file is written under a temporary name, checked, and only then put in place; the converters'
-own intermediate files go to a scratch folder that the next export removes if this one is killed.
-Every option is checked before any work: a NaN, an out-of-range number or an option that means
-nothing in the chosen mode is a ``GardenError``, never silently changed.
+The converters' own intermediate files go to a scratch folder that the next export removes if
+this one is killed. Every option is checked before any work: a NaN, an out-of-range number or an
+option that means nothing in the chosen mode is a ``GardenError``, never silently changed.
 """
 
 import contextlib
@@ -29,15 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from deploy import calibrate, check, report, sidecar
-from garden._files import process_alive, atomic_path, check_writable, write_text
+from deploy.onnx_export import convert_onnx
+from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS  # noqa: F401  (deploy.QUANTS, the CLI's)
+from deploy.tflite import convert_tflite
+from garden._files import atomic_path, check_writable, process_alive, write_text
 from garden.errors import GardenError
 from garden.options import describe_range, in_range, number
 
 FORMATS = ("tflite", "onnx")
-QUANTS = ("fp32", "fp16", "dynamic", "int8", "int8-io")
-CALIBRATED_QUANTS = ("int8", "int8-io")
 OUTPUT_KINDS = ("logits", "class_map")
-IO_DTYPES = ("uint8", "int8")
 
 
 @dataclass(frozen=True)
@@ -175,6 +174,8 @@ def prepare(model, *, input_size=None, calib="digits", check_data=None, calib_co
     input_shape = tuple(int(v) for v in keras_model.input_shape[1:])
     calib_inputs, calib_targets = calibrate.prepare(calibrate.take(calib_examples, calib_count), input_shape)
     check_inputs, check_targets = calibrate.prepare(calibrate.take(check_examples, check_count, seed=1), input_shape)
+    if task == "segmentation":  # mean IoU needs labelled pixels, each of a class the model has
+        check.check_masks(check_targets, int(keras_model.output_shape[-1]), check_examples.name)
     return Job(keras_model, model_name, task, input_shape, calib_inputs, calib_targets, check_inputs, check_targets,
                check_examples)
 
@@ -297,14 +298,14 @@ def resolve_model(model, input_size=None, examples=None):
     """
     import keras
 
-    import garden.layers  # noqa: F401  (registers garden's layers for safe loading)
-
     if isinstance(model, keras.Model):
         keras_model, name = model, model.name
     elif str(model).endswith(".keras"):
+        from garden import load_model
+
         if not Path(model).is_file():
             raise GardenError(f"model file {model} does not exist")
-        keras_model = keras.saving.load_model(model, safe_mode=True, compile=False)
+        keras_model = load_model(model, compile=False)
         name = Path(model).stem
     else:
         keras_model, name = _build_registered(str(model), input_size, examples), str(model)
@@ -317,30 +318,22 @@ def resolve_model(model, input_size=None, examples=None):
 
 
 def _build_registered(name, input_size, examples):
-    from garden.cli import build_model
-    from garden.registry import create_model, get_entry
+    """``garden.registry.build_model`` with the data's class count, at ``input_size`` (None: the model's own)."""
+    from garden.registry import build_model, get_entry
 
     entry = get_entry(name)
     overrides = {}
     if examples is not None and examples.num_classes and "num_classes" in entry.arguments:
         overrides["num_classes"] = examples.num_classes
-    shape = entry.default_input_shape
+    shape = None
     if input_size is not None:
-        shape = (int(input_size), int(input_size), shape[-1] if shape else 3)
-    if shape is not None:
-        overrides["input_shape"] = shape
-    if not overrides:
-        return build_model(name, None)
-    try:
-        return create_model(name, **overrides)
-    except ValueError as error:
-        raise GardenError(f"cannot build {name} with {overrides}: {str(error).splitlines()[0]}") from None
+        default = entry.default_input_shape
+        shape = (int(input_size), int(input_size), default[-1] if default else 3)
+    return build_model(name, shape, **overrides)
 
 
 def at_input_size(model, size):
     """The same functional model and weights at a new ``size x size`` input."""
-    import keras
-
     shape = tuple(model.input_shape[1:])
     if shape[:2] == (size, size):
         return model
@@ -352,7 +345,7 @@ def at_input_size(model, size):
     try:
         resized = model.__class__.from_config(config)
         resized.set_weights(model.get_weights())
-    except Exception as error:  # a model whose weights depend on the input size (flatten + dense)
+    except Exception as error:  # noqa: BLE001  (a model whose weights depend on the input size: flatten + dense)
         raise GardenError(f"{model.name} cannot run at {size}x{size}: {str(error).splitlines()[0]}") from None
     return resized
 
@@ -362,132 +355,6 @@ def _refuse_softmax(model, name):
     activation = getattr(last, "activation", None)
     if type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax":
         raise GardenError(f"{name} ends in a softmax: export logits (classifier_activation=None), int8 flattens a softmax")
-
-
-# ---------------------------------------------------------------- conversion
-
-
-def _serving_function(model, input_shape, output, uint8_input=False):
-    """A batch-1 ``tf.function`` over ``model`` inside a ``tf.Module`` that tracks its variables."""
-    import tensorflow as tf
-
-    def serve(x):
-        if uint8_input:
-            x = tf.cast(x, tf.float32) * (1.0 / 255.0)
-        y = model(x, training=False)
-        if output == "class_map":
-            y = tf.argmax(y, axis=-1, output_type=tf.int32)
-        return y
-
-    dtype = tf.uint8 if uint8_input else tf.float32
-    module = tf.Module()
-    module.model = model
-    # Keras 3 wraps its variables; the converter freezes only the tf.Variables the module tracks.
-    module.variables_ = [getattr(v, "value", v) for v in model.variables]
-    module.serve = tf.function(serve, input_signature=[tf.TensorSpec((1, *input_shape), dtype, name="input")])
-    return module
-
-
-def convert_tflite(model, input_shape, quant, calib_inputs, path, output="logits", io_dtype="uint8"):
-    """Write ``model`` as a TFLite file at ``path`` in quantization mode ``quant``."""
-    import tensorflow as tf
-
-    module = _serving_function(model, input_shape, output)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.experimental_lower_to_saved_model = False  # freeze the graph directly: much faster
-    if quant != "fp32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quant == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quant in ("int8", "int8-io"):
-        converter.representative_dataset = calibrate.representative_dataset(calib_inputs)
-    if quant == "int8-io":
-        converter.inference_input_type = getattr(tf, io_dtype)
-        if output == "logits":
-            converter.inference_output_type = getattr(tf, io_dtype)
-    Path(path).write_bytes(run_converter(converter, model.name))
-
-
-def run_converter(converter, name):
-    """``converter.convert()`` with its failures (TensorFlow ops needed, unsupported layers) as one line."""
-    try:
-        return converter.convert()
-    except Exception as error:  # the converter raises several private error types
-        text = str(error)
-        if "Flex" in text or "select" in text.lower() or "not supported" in text.lower():
-            lines = [line.strip() for line in text.splitlines() if "op" in line.lower() and line.strip()]
-            detail = lines[0] if lines else text.splitlines()[0]
-            raise GardenError(f"{name} needs ops outside the TFLite builtins ({detail[:300]})") from None
-        raise GardenError(f"TFLite conversion of {name} failed: {text.strip().splitlines()[0][:300]}") from None
-
-
-def convert_onnx(model, input_shape, quant, calib_inputs, path, output="logits"):
-    """Write ``model`` as ONNX at ``path`` (tf2onnx), then quantize it with onnxruntime's tools."""
-    import logging
-
-    import tf2onnx
-
-    # tf2onnx logs a traceback when one of its optional graph optimizers gives up; the graph is fine.
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    uint8_input = quant == "int8-io"
-    module = _serving_function(model, input_shape, output, uint8_input)
-    float_path = f"{path}.float.onnx"
-    try:
-        tf2onnx.convert.from_function(module.serve, input_signature=module.serve.input_signature, opset=17,
-                                      output_path=float_path)
-        _quantize_onnx(float_path, path, quant, calib_inputs, uint8_input)
-    except GardenError:
-        raise
-    except Exception as error:
-        raise GardenError(f"ONNX conversion of {model.name} failed: {str(error).strip().splitlines()[0][:300]}") from None
-    finally:
-        if os.path.exists(float_path):
-            os.unlink(float_path)
-
-
-def _quantize_onnx(source, target, quant, calib_inputs, uint8_input):
-    import onnx
-
-    if quant == "fp32":
-        os.replace(source, target)
-    elif quant == "fp16":
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        onnx.save(convert_float_to_float16(onnx.load(source), keep_io_types=True), target)
-    elif quant == "dynamic":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
-    else:
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-        feeds = np.clip(np.round(calib_inputs * 255), 0, 255).astype("uint8") if uint8_input else calib_inputs
-        name = onnx.load(source).graph.input[0].name
-        for per_channel in (True, False):
-            try:
-                quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel)
-                return
-            except IndexError:  # per-channel trips on scalar constants (hard-swish's 3 and 1/6): per-tensor
-                if not per_channel:
-                    raise
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over an array of inputs."""
-
-    def __init__(self, name, inputs):
-        self.name, self.inputs, self.index = name, inputs, 0
-
-    def get_next(self):
-        if self.index >= len(self.inputs):
-            return None
-        self.index += 1
-        return {self.name: self.inputs[self.index - 1][None]}
-
-    def rewind(self):
-        self.index = 0
 
 
 def _sidecar(model, name, task, input_shape, input_dtype, output, quant, examples):

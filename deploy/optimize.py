@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from deploy import check
-from deploy.export import (
-    CALIBRATED_QUANTS, EXPORT_LIMITS, QUANTS, Limit, _check_choice, check_io_dtype, check_name, check_numbers,
-    convert_tflite, prepare, scratch_folder, write_checked,
-)
+from deploy.export import EXPORT_LIMITS, Limit, _check_choice, check_io_dtype, check_name, check_numbers, prepare
+from deploy.export import scratch_folder, write_checked
+from deploy.quantization import CALIBRATED_QUANTS, QUANTS
+from deploy.tflite import convert_tflite
 from garden.errors import GardenError
 
 TECHNIQUES = ("qat", "prune", "cluster")
@@ -164,7 +164,7 @@ def run_worker(workdir, timeout=1800):
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     try:
-        done = subprocess.run([sys.executable, "-m", "deploy._tfmot_worker", str(workdir)], env=env,
+        done = subprocess.run([sys.executable, "-m", "deploy._tfmot_worker", str(workdir)], env=env, check=False,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise GardenError(f"tensorflow-model-optimization worker ran past {timeout} s") from None
@@ -185,7 +185,7 @@ def pruning_speed(job, workdir, repeats=30):
             timing = check.latency(check.open_runner(path, threads), job.input_shape, repeats)
             speed[f"{label}_{threads}t_ms"] = round(timing["median_ms"], 3)
         speed[f"{label}_bytes"] = path.stat().st_size
-    base = speed[f"original_1t_ms"]
+    base = speed["original_1t_ms"]
     speed["sparse_speedup_1t"] = round(base / speed["pruned_sparse_1t_ms"], 3)
     speed["faster"] = speed["sparse_speedup_1t"] > 1.2  # below that, timing noise on a shared CPU
     return speed

@@ -74,8 +74,8 @@ def build_report(path, *, model_name, fmt, quant, input_shape, check_result, rep
 def to_markdown(reports):
     """One row per report: the table the docs and the closing notes show."""
     lines = [
-        "| model | format | quant | size (KB) | latency median / p90 (ms), 1 thread | all threads | "
-        "metric | float | file | drop | agreement | max diff | float ops |",
+        ("| model | format | quant | size (KB) | latency median / p90 (ms), 1 thread | all threads | "
+         "metric | float | file | drop | agreement | max diff | float ops |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:

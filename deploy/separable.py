@@ -123,8 +123,8 @@ def _row(what, size, quant, macs, timing, theory):
 
 def to_markdown(rows):
     lines = [
-        "| what | input | quant | separable MACs | standard MACs | MACs ratio | 1/N + 1/9 | separable ms | "
-        "standard ms | latency ratio |",
+        ("| what | input | quant | separable MACs | standard MACs | MACs ratio | 1/N + 1/9 | separable ms | "
+         "standard ms | latency ratio |"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -9,18 +9,10 @@ FORMAT_VERSION = 1
 
 
 def palette(num_classes):
-    """One RGB triple per class: the PASCAL VOC colour map (class bits spread over R, G, B)."""
-    colours = []
-    for index in range(num_classes):
-        r = g = b = 0
-        value = index
-        for shift in range(7, -1, -1):
-            r |= ((value >> 0) & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        colours.append([r, g, b])
-    return colours
+    """One RGB triple per class (lists): the PASCAL VOC colour map, ``garden.data.segmentation.voc_palette``."""
+    from garden.data.segmentation import voc_palette
+
+    return voc_palette(num_classes).tolist()
 
 
 def sidecar(*, model_name, task, input_shape, input_dtype, output_kind, num_classes, class_names,

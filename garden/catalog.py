@@ -56,6 +56,7 @@ _FAMILIES = {
     "fcn:build_fcn": "FCN (Long et al., 2015): convolutionalized VGG16 with transpose-conv upsampling and skip fusion.",
     "segnet:build_segnet": "SegNet (Badrinarayanan et al., 2017): VGG16 encoder, decoder unpooling with the max-pool switches.",
     "unet:build_unet": "U-Net (Ronneberger et al., 2015): contracting path, expanding path with skip concatenation.",
+    "segmenter:build_segmenter": "A segmenter from parts: a registered backbone, a decoder of ``DECODERS``, a head of ``HEADS``.",
 }
 _METHODS = {
     "pretext:build_rotnet": "RotNet (Gidaris et al., 2018): predict which of four rotations an image was turned by.",
@@ -199,6 +200,8 @@ _model("segnet", "segmentation", "segnet:build_segnet", unpooling="switches")
 _model("segnet_builtin", "segmentation", "segnet:build_segnet", unpooling="builtin")
 _model("unet", "segmentation", "unet:build_unet")
 _model("unet_valid", "segmentation", "unet:build_unet", padding="valid", input_shape=(572, 572, 1), norm=None)
+# Any backbone with any decoder: create_model("segmenter", backbone="resnet50", decoder="unet").
+_model("segmenter", "segmentation", "segmenter:build_segmenter")
 
 # ---------------------------------------------------------------- self-supervised methods
 

@@ -1,14 +1,19 @@
 """Loading ``.keras`` files that hold garden layers, losses and metrics, always with ``safe_mode``."""
 
+import importlib
+
 import keras
 
-# Every module that registers a class with Keras's serialization, so that a saved model loads back.
-import garden.layers  # noqa: F401
-import garden.models.fcn  # noqa: F401
-import garden.segmentation.losses  # noqa: F401
-import garden.segmentation.metrics  # noqa: F401
-import garden.ssl.heads  # noqa: F401
-import garden.ssl.methods.pretext  # noqa: F401
+# The modules that register classes with Keras's serialization (imported by name when a file is
+# loaded, so that this module imports none of the packages above it).
+SERIALIZABLE_MODULES = (
+    "garden.layers",
+    "garden.models.decoders",
+    "garden.segmentation.losses",
+    "garden.segmentation.metrics",
+    "garden.ssl.heads",
+    "garden.ssl.methods.pretext",
+)
 
 
 def load_model(path, *, compile=True):
@@ -16,4 +21,6 @@ def load_model(path, *, compile=True):
 
     ``safe_mode`` refuses files that would run arbitrary code (a ``Lambda`` layer's bytecode).
     """
+    for module in SERIALIZABLE_MODULES:
+        importlib.import_module(module)
     return keras.saving.load_model(path, safe_mode=True, compile=compile)

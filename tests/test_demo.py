@@ -3,7 +3,7 @@
 import cv2
 import pytest
 
-from garden import demo
+from deploy import demo
 
 
 @pytest.mark.slow

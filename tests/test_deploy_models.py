@@ -12,12 +12,14 @@ from deploy import check
 pytestmark = pytest.mark.slow
 
 MODELS = {
-    "mobilenet_v1": dict(alpha=0.25, input_shape=(48, 48, 3), num_classes=10),
-    "mobilenet_v2": dict(alpha=0.35, input_shape=(48, 48, 3), num_classes=10),
-    "mobilenet_v3_small": dict(alpha=0.5, input_shape=(48, 48, 3), num_classes=10),
-    "mobilenet_v3_large": dict(alpha=0.5, input_shape=(48, 48, 3), num_classes=10),
-    "deeplabv3": dict(alpha=0.35, input_shape=(64, 64, 3), num_classes=11, aspp_filters=32),
-    "deeplabv3plus": dict(alpha=0.35, input_shape=(64, 64, 3), num_classes=11, aspp_filters=32, decoder_filters=32),
+    "mobilenet_v1": {"alpha": 0.25, "input_shape": (48, 48, 3), "num_classes": 10},
+    "mobilenet_v2": {"alpha": 0.35, "input_shape": (48, 48, 3), "num_classes": 10},
+    "mobilenet_v3_small": {"alpha": 0.5, "input_shape": (48, 48, 3), "num_classes": 10},
+    "mobilenet_v3_large": {"alpha": 0.5, "input_shape": (48, 48, 3), "num_classes": 10},
+    "deeplabv3": {"backbone_kwargs": {"alpha": 0.35}, "input_shape": (64, 64, 3), "num_classes": 11,
+                  "aspp_filters": 32},
+    "deeplabv3plus": {"backbone_kwargs": {"alpha": 0.35}, "input_shape": (64, 64, 3), "num_classes": 11,
+                      "aspp_filters": 32, "decoder_filters": 32},
 }
 EXPORTS = [("tflite", q) for q in deploy.QUANTS] + [("onnx", "fp32"), ("onnx", "int8")]
 ONNX_MODELS = ("mobilenet_v3_small", "deeplabv3plus")  # hard-swish constants; atrous + resize (time budget)

@@ -13,9 +13,9 @@ from deploy.optimize import optimize_and_export
 pytestmark = pytest.mark.slow
 
 CASES = {
-    "mobilenet_v2": (dict(alpha=0.35, input_shape=(32, 32, 3), num_classes=10), "digits"),
-    "deeplabv3plus": (dict(alpha=0.35, input_shape=(32, 32, 3), num_classes=11, aspp_filters=16,
-                           decoder_filters=16), "embedded"),
+    "mobilenet_v2": ({"alpha": 0.35, "input_shape": (32, 32, 3), "num_classes": 10}, "digits"),
+    "deeplabv3plus": ({"backbone_kwargs": {"alpha": 0.35}, "input_shape": (32, 32, 3), "num_classes": 11,
+                       "aspp_filters": 16, "decoder_filters": 16}, "embedded"),
 }
 _built = {}
 

@@ -56,8 +56,8 @@ CASES = [
 
 # The same decoders on the garden's real backbones, where those are registered (helpers a1/a2).
 REAL = [
-    ("deeplabv3plus", 64, dict(backbone="mobilenet_v2", alpha=0.35, aspp_filters=16, decoder_filters=16)),
-    ("deeplabv3", 65, dict(backbone="mobilenet_v2", alpha=0.35, output_stride=8, aspp_filters=16)),
+    ("deeplabv3plus", 64, dict(backbone="mobilenet_v2", backbone_kwargs={"alpha": 0.35}, aspp_filters=16, decoder_filters=16)),
+    ("deeplabv3", 65, dict(backbone="mobilenet_v2", backbone_kwargs={"alpha": 0.35}, output_stride=8, aspp_filters=16)),
     ("unet", 64, dict(backbone="mobilenet_v2", decoder_filters=(16, 16, 8, 8, 8))),
     ("deeplabv3plus", 64, dict(backbone="resnet50", aspp_filters=16, decoder_filters=16)),
     ("deeplabv3plus", 65, dict(backbone="xception", output_stride=8, aspp_filters=16, decoder_filters=16)),

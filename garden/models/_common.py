@@ -1,11 +1,18 @@
-"""What every classification builder shares: the input, the head and the feature outputs.
+"""What every classification builder shares: the input, the head and the backbone contract.
 
 A family builder makes its trunk and hands ``classification_model`` the input and a dict of
-feature maps keyed by stride (2, 4, 8, 16, 32). The last entry is the trunk's output.
-``features_only=True`` returns those maps as named outputs ``stride_2`` ... ``stride_32``, which
-segmentation decoders sit on; otherwise the usual ``include_top``/``pooling`` contract of
-``keras.applications`` applies.
+feature maps keyed by their integer stride (2, 4, 8, 16, 32), shallowest first; where a backbone
+dilates instead of striding (``output_stride``) the deepest map at a resolution is the one kept.
+The last entry is the trunk's output. Every model built here carries that dict as
+``model.features`` (``{4: tensor, 8: ..., 16: ..., 32: ...}``, symbolic tensors of the model's own
+graph), so decoders sit on any built backbone: ``keras.Model(model.input, model.features[8])``.
+``features_only=True`` returns the maps as the model's outputs (named ``stride_2`` ...), for
+use as a layer; otherwise the usual ``include_top``/``pooling`` contract of ``keras.applications``
+applies.
 """
+
+import functools
+import inspect
 
 import keras
 from keras import layers
@@ -42,8 +49,8 @@ def classification_model(
     ``keras.applications``); logits keep int8 exports faithful.
     """
     if features_only:
-        outputs = {f"stride_{stride}": tensor for stride, tensor in features.items()}
-        return keras.Model(inputs, outputs, name=f"{name}_features")
+        outputs = {feature_name(stride): tensor for stride, tensor in features.items()}
+        return with_features(keras.Model(inputs, outputs, name=f"{name}_features"), features)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of None, 'avg', 'max'; got {pooling!r}")
     x = list(features.values())[-1]
@@ -59,7 +66,55 @@ def classification_model(
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return keras.Model(inputs, x, name=name)
+    return with_features(keras.Model(inputs, x, name=name), features)
+
+
+def feature_name(stride):
+    """The output name of the stride-``stride`` map of a ``features_only`` model."""
+    return f"stride_{stride}"
+
+
+def with_features(model, features):
+    """Attach the backbone contract to ``model``: ``model.features``, ``{stride: tensor}`` by stride."""
+    model.features = dict(sorted(features.items()))
+    return model
+
+
+def classifier(*, name, input_shape=(224, 224, 3), num_classes=1000, dropout=0.0):
+    """Turn a family's trunk into a classification builder with the keywords every classifier shares.
+
+    The trunk is ``trunk(inputs, **architecture)`` and returns its ``{stride: tensor}`` feature maps,
+    or ``(features, head)`` for a family with its own classifier (``head(x) -> x`` before the final
+    dense layer). The builder takes the trunk's keywords and ``num_classes``, ``input_shape``,
+    ``include_top``, ``pooling``, ``dropout``, ``classifier_activation``, ``features_only`` and
+    ``name`` (defaults given here per family); a trunk that declares one of those receives it too.
+    """
+    shared = {
+        "num_classes": num_classes, "input_shape": input_shape, "include_top": True, "pooling": None,
+        "dropout": dropout, "classifier_activation": None, "features_only": False, "name": name,
+    }
+
+    def decorate(trunk):
+        own = [p for p in inspect.signature(trunk).parameters.values()][1:]  # after ``inputs``
+        extra = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)
+                 for key, value in shared.items() if key not in {p.name for p in own}]
+        signature = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra)
+
+        @functools.wraps(trunk)
+        def build(**kwargs):
+            arguments = signature.bind(**kwargs)
+            arguments.apply_defaults()
+            values = arguments.arguments
+            inputs = model_input(values["input_shape"], input_shape)
+            result = trunk(inputs, **{p.name: values[p.name] for p in own})
+            features, head = result if isinstance(result, tuple) else (result, None)
+            head_options = {key: values[key] for key in shared if key != "input_shape"}
+            return classification_model(inputs, features, head=head, **head_options)
+
+        build.__signature__ = signature
+        return build
+
+    return decorate
 
 
 def fully_connected_head(units, dropout, flatten=True):

@@ -21,8 +21,7 @@ class OutputStride:
     """
 
     def __init__(self, output_stride=32):
-        if output_stride not in OUTPUT_STRIDES:
-            raise GardenError(f"output_stride must be one of 8, 16, 32; got {output_stride!r}")
+        check_output_stride(output_stride)
         self.output_stride = output_stride
         self.stride = 1
         self.rate = 1
@@ -36,3 +35,10 @@ class OutputStride:
             return 1, rate
         self.stride *= strides
         return strides, self.rate
+
+
+def check_output_stride(output_stride, allowed=OUTPUT_STRIDES):
+    """The one check of an ``output_stride`` argument, for backbones and segmenters alike."""
+    if output_stride not in allowed:
+        choices = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}"
+        raise GardenError(f"output_stride must be {choices}; got {output_stride!r}")

@@ -11,7 +11,7 @@ profiler reports it.
 from keras import layers
 
 from garden.layers import conv_norm_act
-from garden.models._common import classification_model, fully_connected_head, model_input
+from garden.models._common import classifier, fully_connected_head
 
 # (name, filters, kernel, stride, padding, max-pool 3/2 after)
 CONVOLUTIONS = (
@@ -23,19 +23,9 @@ CONVOLUTIONS = (
 )
 
 
-def build_alexnet(
-    *,
-    num_classes=1000,
-    input_shape=(227, 227, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.5,
-    classifier_activation=None,
-    features_only=False,
-    name="alexnet",
-):
+@classifier(name="alexnet", input_shape=(227, 227, 3), dropout=0.5)
+def build_alexnet(inputs, *, dropout=0.5):
     """AlexNet (Krizhevsky et al., 2012), one tower: five convolutions, three fully connected layers."""
-    inputs = model_input(input_shape, (227, 227, 3))
     x, features, stride = inputs, {}, 1
     for conv_name, filters, kernel, strides, padding, pool in CONVOLUTIONS:
         x = conv_norm_act(x, filters, kernel, strides, padding, norm=None, name=conv_name)
@@ -46,7 +36,4 @@ def build_alexnet(
             stride *= 2
     features[stride] = x
     head = fully_connected_head(((6, 4096), (7, 4096)), dropout)
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only, head=head,
-    )
+    return features, head

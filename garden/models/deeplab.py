@@ -16,14 +16,12 @@ a fixed-size batch-1 export is plain convolutions, pooling and resizes.
 """
 
 import keras
-from keras import layers
 
-from garden.layers import ResizeLike, atrous_spatial_pyramid_pooling, conv_norm_act, depthwise_separable
 from garden.models._common import model_input
-from garden.models._segmentation import backbone_features, check_stride, logits_head
-
-# Atrous rates of the ASPP's three 3x3 branches for each output stride (the v3 paper, Sec. 4.1).
-ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
+from garden.models._dilation import check_output_stride
+from garden.models.decoders import aspp, deeplabv3plus
+from garden.models.heads import logits_head
+from garden.models.segmenter import backbone_features
 
 
 def build_deeplab(
@@ -32,7 +30,7 @@ def build_deeplab(
     input_shape=(513, 513, 3),
     backbone="mobilenet_v2",
     output_stride=16,
-    alpha=None,
+    backbone_kwargs=None,
     decoder=True,
     separable=True,
     aspp_filters=256,
@@ -42,31 +40,18 @@ def build_deeplab(
     dropout=0.1,
     name="deeplabv3plus",
 ):
-    """DeepLabv3 (Chen et al., 2017) / v3+ (2018): atrous backbone, ASPP; v3+ adds a stride-4 decoder."""
-    check_stride(output_stride)
+    """DeepLabv3 (Chen et al., 2017) / v3+ (2018): atrous backbone, ASPP; v3+ adds a stride-4 decoder.
+
+    ``backbone_kwargs`` go to the backbone's builder (``{"alpha": 0.35}`` for a MobileNet).
+    """
+    check_output_stride(output_stride, (8, 16))
     inputs = model_input(input_shape, (513, 513, 3))
-    backbone_kwargs = {} if alpha is None else {"alpha": alpha}
-    features = backbone_features(backbone, inputs, output_stride=output_stride, **backbone_kwargs)
-    x = atrous_spatial_pyramid_pooling(
-        features[max(features)],
-        filters=aspp_filters,
-        rates=tuple(aspp_rates or ASPP_RATES[output_stride]),
-        separable=separable,
-        dropout=dropout,
-        name="aspp",
-    )
+    features = backbone_features(backbone, inputs, output_stride, backbone_kwargs)
+    options = {"output_stride": output_stride, "filters": aspp_filters, "rates": aspp_rates, "separable": separable,
+               "dropout": dropout}
     if decoder:
-        x = _decoder(x, features[4], decoder_filters, low_level_filters, separable)
-    logits = logits_head(x, num_classes, reference=inputs)
-    return keras.Model(inputs, logits, name=name)
-
-
-def _decoder(x, low_level, filters, low_level_filters, separable):
-    """The v3+ decoder: upsample the ASPP output to stride 4, concatenate, refine with two 3x3 convs."""
-    low_level = conv_norm_act(low_level, low_level_filters, 1, name="decoder_low_level")
-    x = ResizeLike(name="decoder_upsample")([x, low_level])
-    x = layers.Concatenate(name="decoder_concat")([x, low_level])
-    block = depthwise_separable if separable else conv_norm_act
-    for index in (1, 2):
-        x = block(x, filters, 3, name=f"decoder_conv{index}")
-    return x
+        x = deeplabv3plus(features, inputs, decoder_filters=decoder_filters, low_level_filters=low_level_filters,
+                          **options)
+    else:
+        x = aspp(features, inputs, **options)
+    return keras.Model(inputs, logits_head(x, num_classes, reference=inputs), name=name)

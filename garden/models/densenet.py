@@ -17,30 +17,15 @@ blocks, ``pool{stage}_*`` for the transitions, ``post_bn`` for the final norm.
 from keras import layers
 
 from garden.layers import activation, apply_norm, conv_norm_act
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 from garden.models.transfer import transfer_by_name
 
 NORM = {"epsilon": 1.001e-5}
 
 
-def build_densenet(
-    *,
-    blocks=(6, 12, 24, 16),
-    growth_rate=32,
-    bottleneck_width=4,
-    compression=0.5,
-    stem_filters=64,
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    classifier_activation=None,
-    features_only=False,
-    name="densenet",
-):
+@classifier(name="densenet")
+def build_densenet(inputs, *, blocks=(6, 12, 24, 16), growth_rate=32, bottleneck_width=4, compression=0.5, stem_filters=64):
     """DenseNet-BC (Huang et al., 2017): dense blocks joined by compressing transition layers."""
-    inputs = model_input(input_shape, (224, 224, 3))
     x = conv_norm_act(inputs, stem_filters, 7, 2, padding=3, name="conv1", norm_kwargs=NORM)
     features = {2: x}
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
@@ -55,10 +40,7 @@ def build_densenet(
             stride *= 2
     x = _norm_act(x, "post")
     features[stride] = x
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+    return features
 
 
 def dense_layer(x, growth_rate, bottleneck_width, name):

@@ -17,7 +17,7 @@ import re
 
 from keras import layers
 
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 from garden.models.transfer import copy_pairs
 
 # A branch is a sequence of operations: a convolution (filters, kernel[, strides, padding]) or a
@@ -85,19 +85,9 @@ def inception_resnet_block(x, branches, scale, relu=True, name="block"):
     return layers.Activation("relu", name=f"{name}_act")(x) if relu else x
 
 
-def build_inception_resnet_v2(
-    *,
-    num_classes=1000,
-    input_shape=(299, 299, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    classifier_activation=None,
-    features_only=False,
-    name="inception_resnet_v2",
-):
+@classifier(name="inception_resnet_v2", input_shape=(299, 299, 3))
+def build_inception_resnet_v2(inputs):
     """Inception-ResNet-v2 (Szegedy et al., 2017): scaled residual Inception blocks, 35/17/8 grids."""
-    inputs = model_input(input_shape, (299, 299, 3))
     if min(size or MIN_SIZE for size in inputs.shape[1:3]) < MIN_SIZE:
         raise ValueError(f"input size must be at least {MIN_SIZE}x{MIN_SIZE}, got {inputs.shape[1]}x{inputs.shape[2]}")
     x, features, stride = inputs, {}, 1
@@ -119,10 +109,7 @@ def build_inception_resnet_v2(
             plain = plain_last and block == repeats
             x = inception_resnet_block(x, branches, 1.0 if plain else scale, not plain, name=f"{stage}_{block}")
     features[stride] = conv_bn(x, FINAL_FILTERS, 1, name="final")
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+    return features
 
 
 def _creation_order():

@@ -10,24 +10,12 @@ as in the paper; ``activation="relu"`` and ``pool="max"`` give the modern varian
 from keras import layers
 
 from garden.layers import conv_norm_act
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 
 
-def build_lenet5(
-    *,
-    num_classes=10,
-    input_shape=(32, 32, 1),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    activation="tanh",
-    pool="avg",
-    classifier_activation=None,
-    features_only=False,
-    name="lenet5",
-):
+@classifier(name="lenet5", input_shape=(32, 32, 1), num_classes=10)
+def build_lenet5(inputs, *, activation="tanh", pool="avg", dropout=0.0):
     """LeNet-5 (LeCun et al., 1998): two conv-pool stages, C5, F6 and the classifier."""
-    inputs = model_input(input_shape, (32, 32, 1))
     pooling_layer = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}[pool]
     x = conv_norm_act(inputs, 6, 5, padding="valid", norm=None, act=activation, name="c1")
     x = pooling_layer(2, name="s2")(x)
@@ -36,10 +24,7 @@ def build_lenet5(
     x = pooling_layer(2, name="s4")(x)
     features[4] = x
     head = _lenet_head(activation, dropout)
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only, head=head,
-    )
+    return features, head
 
 
 def _lenet_head(activation, dropout):

@@ -30,7 +30,7 @@ from garden.layers import (
     make_divisible,
     squeeze_excite,
 )
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 from garden.models._dilation import OutputStride
 from garden.models.transfer import copy_pairs
 
@@ -63,21 +63,9 @@ def _check(alpha, inputs):
 # ---------------------------------------------------------------- MobileNet (V1)
 
 
-def build_mobilenet_v1(
-    *,
-    alpha=1.0,
-    output_stride=32,
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    include_top=True,
-    pooling=None,
-    dropout=1e-3,
-    classifier_activation=None,
-    features_only=False,
-    name="mobilenet_v1",
-):
+@classifier(name="mobilenet_v1", dropout=1e-3)
+def build_mobilenet_v1(inputs, *, alpha=1.0, output_stride=32):
     """MobileNet (Howard et al., 2017): a stem and 13 depthwise-separable blocks, width multiplier alpha."""
-    inputs = model_input(input_shape, (224, 224, 3))
     _check(alpha, inputs)
     walk = OutputStride(output_stride)
     strides, _ = walk.step(2)
@@ -90,10 +78,7 @@ def build_mobilenet_v1(
                 x, int(filters * alpha), 3, strides, dilation_rate=rate, act="relu6", name=f"stage{stage}_block{block}"
             )
         features[walk.stride] = x
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+    return features
 
 
 def _mobilenet_v1_pairs():
@@ -148,21 +133,9 @@ def inverted_residual(
     return x
 
 
-def build_mobilenet_v2(
-    *,
-    alpha=1.0,
-    output_stride=32,
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    classifier_activation=None,
-    features_only=False,
-    name="mobilenet_v2",
-):
+@classifier(name="mobilenet_v2")
+def build_mobilenet_v2(inputs, *, alpha=1.0, output_stride=32, features_only=False):
     """MobileNetV2 (Sandler et al., 2018): inverted residuals with linear bottlenecks, width multiplier alpha."""
-    inputs = model_input(input_shape, (224, 224, 3))
     _check(alpha, inputs)
     walk = OutputStride(output_stride)
     strides, _ = walk.step(2)
@@ -179,10 +152,7 @@ def build_mobilenet_v2(
     if not features_only:
         last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
         features[walk.stride] = conv_norm_act(x, last, 1, act="relu6", name="final")
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+    return features
 
 
 def _mobilenet_v2_pairs():

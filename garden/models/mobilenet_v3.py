@@ -23,7 +23,7 @@ keeps the 1x1 convolution to six times the bottleneck (as Keras does) but not th
 from keras import layers
 
 from garden.layers import activation, conv_norm_act, make_divisible
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 from garden.models._dilation import OutputStride
 from garden.models.transfer import copy_pairs
 from garden.models.mobilenet import inverted_residual
@@ -57,21 +57,8 @@ STEM_FILTERS = 16
 BLOCKS = {"large": LARGE, "small": SMALL}
 
 
-def build_mobilenet_v3(
-    *,
-    blocks,
-    last_channels,
-    alpha=1.0,
-    output_stride=32,
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.2,
-    classifier_activation=None,
-    features_only=False,
-    name="mobilenet_v3",
-):
+@classifier(name="mobilenet_v3", dropout=0.2)
+def build_mobilenet_v3(inputs, *, blocks, last_channels, alpha=1.0, output_stride=32, dropout=0.2, features_only=False):
     """MobileNetV3 (Howard et al., 2019): searched inverted residuals with SE and hard-swish (``blocks`` table).
 
     ``blocks`` is a table like ``LARGE`` or the name of one (``"large"``, ``"small"``).
@@ -82,7 +69,6 @@ def build_mobilenet_v3(
         blocks = BLOCKS[blocks]
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha!r}")
-    inputs = model_input(input_shape, (224, 224, 3))
     walk = OutputStride(output_stride)
     strides, _ = walk.step(2)
     x = conv_norm_act(inputs, STEM_FILTERS, 3, strides, act=HS, name="stem")
@@ -100,11 +86,7 @@ def build_mobilenet_v3(
     if not features_only:
         features[walk.stride] = conv_norm_act(x, make_divisible(x.shape[-1] * 6), 1, act=HS, name="final")
     head_channels = make_divisible(last_channels * alpha) if alpha > 1.0 else last_channels
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-        head=_efficient_head(head_channels, dropout),
-    )
+    return features, _efficient_head(head_channels, dropout)
 
 
 def _efficient_head(channels, dropout):

@@ -23,7 +23,9 @@ into the batch-norm moving means, so the outputs agree. ``count_params()`` also 
 batch-norm moving statistics, which published (trainable) figures leave out.
 
 ``output_stride=16`` or ``8`` keeps the resolution of ``conv5`` (and ``conv4``) by replacing their
-stride with dilation (Chen et al., DeepLab), as segmentation heads want.
+stride with dilation (Chen et al., DeepLab), as segmentation heads want, through the one
+``OutputStride`` walk every family uses: the block whose stride is removed keeps the previous rate,
+the blocks after it dilate (as torchvision's ``replace_stride_with_dilation``).
 
 Layers are named like ``keras.applications``: ``conv1_conv``, ``conv{stage}_block{block}_{op}_conv``
 with op 0 the projection shortcut and 1-3 the branch, ``..._se_*``, ``..._add``, ``..._out``.
@@ -33,7 +35,8 @@ from keras import layers
 
 from garden.errors import GardenError
 from garden.layers import conv_norm_act, squeeze_excite
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
+from garden.models._dilation import OutputStride
 from garden.models.transfer import transfer_by_name
 
 # (stage name, base width, stride of its first block); a stage's blocks come from ``depths``.
@@ -43,54 +46,31 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 NORM = {"epsilon": 1.001e-5}
 
 
-def build_resnet(
-    *,
-    block="bottleneck",
-    depths=(3, 4, 6, 3),
-    groups=1,
-    width_per_group=64,
-    se_ratio=None,
-    stride_in="1x1",
-    output_stride=32,
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    classifier_activation=None,
-    features_only=False,
-    name="resnet",
-):
+@classifier(name="resnet")
+def build_resnet(inputs, *, block="bottleneck", depths=(3, 4, 6, 3), groups=1, width_per_group=64, se_ratio=None, stride_in="1x1", output_stride=32):
     """ResNet (He et al., 2016), ResNeXt (Xie et al., 2017) and SE-ResNet (Hu et al., 2018)."""
     if block not in EXPANSION:
         raise GardenError(f"unknown residual block {block!r}; choose basic or bottleneck")
-    if output_stride not in (8, 16, 32):
-        raise GardenError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
     if stride_in not in ("1x1", "3x3"):
         raise GardenError(f"stride_in must be '1x1' or '3x3', got {stride_in!r}")
-    inputs = model_input(input_shape, (224, 224, 3))
+    walk = OutputStride(output_stride)
     x = conv_norm_act(inputs, 64, 7, 2, padding=3, name="conv1", norm_kwargs=NORM)
-    features = {2: x}
+    walk.step(2)
+    features = {walk.stride: x}
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, 2, name="pool1_pool")(x)
-    stride, dilation = 4, 1
+    walk.step(2)
     options = {"groups": groups, "width_per_group": width_per_group, "se_ratio": se_ratio, "stride_in": stride_in}
     for (stage, width, first_stride), depth in zip(STAGES, depths):
-        if first_stride > 1 and stride >= output_stride:
-            first_stride, dilation = 1, dilation * 2
         for index in range(depth):
-            block_stride = first_stride if index == 0 else 1
+            block_stride, dilation = walk.step(first_stride if index == 0 else 1)
             block_name = f"{stage}_block{index + 1}"
             if block == "basic":
                 x = basic_block(x, width, block_stride, dilation, block_name, se_ratio)
             else:
                 x = bottleneck_block(x, width, block_stride, dilation, block_name, **options)
-        stride *= first_stride
-        features[stride] = x
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+        features[walk.stride] = x
+    return features
 
 
 def basic_block(x, width, stride, dilation, name, se_ratio=None):

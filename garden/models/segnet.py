@@ -17,6 +17,7 @@ from keras import layers
 
 from garden.layers import MaskedMaxUnpooling, MaxPoolingWithSwitches, MaxUnpooling, conv_norm_act
 from garden.models._common import model_input
+from garden.models.heads import logits_head
 
 # VGG16's convolution widths per encoder stage (the decoder mirrors them).
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
@@ -55,5 +56,5 @@ def build_segnet(
         outputs = convs[:-1] + [widths[stage - 2][-1] if stage > 1 else convs[-1]]
         for block, filters in enumerate(outputs, start=1):
             x = conv_norm_act(x, filters, 3, norm=norm, name=f"dec{stage}_conv{block}")
-    logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    logits = logits_head(x, num_classes)
     return keras.Model(inputs, logits, name=name)

@@ -7,26 +7,15 @@ conv-BN-ReLU blocks, the first of a stage with stride 2 (except the stem), in th
 """
 
 from garden.layers import conv_norm_act
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 
 # (filters, blocks, stride) per stage; the stride applies to the stage's first block.
 SMALL_CNN_STAGES = ((32, 1, 1), (64, 1, 2), (128, 1, 2), (256, 1, 2))
 
 
-def build_small_cnn(
-    *,
-    stages=SMALL_CNN_STAGES,
-    num_classes=10,
-    input_shape=(32, 32, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    classifier_activation=None,
-    features_only=False,
-    name="small_cnn",
-):
+@classifier(name="small_cnn", input_shape=(32, 32, 3), num_classes=10)
+def build_small_cnn(inputs, *, stages=SMALL_CNN_STAGES):
     """A small VGG-style encoder for 32x32 inputs (3x3 conv-BN-ReLU stages, stride-2 downsampling)."""
-    inputs = model_input(input_shape, (32, 32, 3))
     x, stride, features = inputs, 1, {}
     for stage, (filters, blocks, first_stride) in enumerate(stages, start=1):
         for block in range(1, blocks + 1):
@@ -37,7 +26,4 @@ def build_small_cnn(
             features[stride] = x
     if not features:
         features[1] = x
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+    return features

@@ -16,9 +16,10 @@ convolution to class logits.
 import keras
 from keras import layers
 
-from garden.layers import conv_norm_act
 from garden.models._common import model_input
-from garden.models._segmentation import backbone_features, logits_head
+from garden.models.decoders import double_conv, unet
+from garden.models.heads import logits_head
+from garden.models.segmenter import backbone_features
 
 # Filters of the plain encoder's levels, shallowest first; the last level is the bottom of the "U".
 ENCODER_FILTERS = (64, 128, 256, 512, 1024)
@@ -31,6 +32,7 @@ def build_unet(
     padding="same",
     filters=ENCODER_FILTERS,
     backbone=None,
+    backbone_kwargs=None,
     decoder_filters=(256, 128, 64, 32, 16),
     norm="batch",
     dropout=0.0,
@@ -45,23 +47,20 @@ def build_unet(
     else:
         if padding != "same":
             raise ValueError("a U-Net on a backbone uses same padding")
-        logits = _backbone_unet(inputs, num_classes, backbone, tuple(decoder_filters), norm)
+        features = backbone_features(backbone, inputs, backbone_kwargs=backbone_kwargs)
+        x = unet(features, inputs, decoder_filters=tuple(decoder_filters), norm=norm)
+        logits = logits_head(x, num_classes, reference=inputs)
     return keras.Model(inputs, logits, name=name)
-
-
-def _double_conv(x, filters, padding, norm, name):
-    x = conv_norm_act(x, filters, 3, padding=padding, norm=norm, name=f"{name}_conv1")
-    return conv_norm_act(x, filters, 3, padding=padding, norm=norm, name=f"{name}_conv2")
 
 
 def _plain_unet(inputs, num_classes, filters, padding, norm, dropout):
     x, skips = inputs, []
     for level, width in enumerate(filters[:-1], start=1):
-        x = _double_conv(x, width, padding, norm, f"down{level}")
+        x = double_conv(x, width, padding, norm, f"down{level}")
         _check_even(x, level)
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
-    x = _double_conv(x, filters[-1], padding, norm, "bottom")
+    x = double_conv(x, filters[-1], padding, norm, "bottom")
     if dropout:
         x = layers.Dropout(dropout, name="bottom_dropout")(x)
     for level in range(len(skips), 0, -1):
@@ -69,25 +68,8 @@ def _plain_unet(inputs, num_classes, filters, padding, norm, dropout):
         x = layers.Conv2DTranspose(width, 2, strides=2, name=f"up{level}_upconv")(x)
         skip = _centre_crop(skip, x, f"up{level}_crop")
         x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
-        x = _double_conv(x, width, padding, norm, f"up{level}")
+        x = double_conv(x, width, padding, norm, f"up{level}")
     return logits_head(x, num_classes)
-
-
-def _backbone_unet(inputs, num_classes, backbone, decoder_filters, norm):
-    features = backbone_features(backbone, inputs)
-    strides = sorted(features, reverse=True)
-    x = features[strides[0]]
-    widths = iter(decoder_filters)
-    for stride in strides[1:]:
-        width = next(widths, decoder_filters[-1])
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{stride}_upsample")(x)
-        x = layers.Concatenate(name=f"up{stride}_concat")([features[stride], x])
-        x = _double_conv(x, width, "same", norm, f"up{stride}")
-    if strides[-1] > 1:
-        width = next(widths, decoder_filters[-1])
-        x = layers.UpSampling2D(strides[-1], interpolation="bilinear", name="up1_upsample")(x)
-        x = _double_conv(x, width, "same", norm, "up1")
-    return logits_head(x, num_classes, reference=inputs)
 
 
 def _check_even(x, level):

@@ -20,27 +20,15 @@ Feature maps ``stride_2`` ... ``stride_32`` are the outputs of the five pools (`
 from keras import layers
 
 from garden.layers import conv_norm_act
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 from garden.models.transfer import transfer_by_name
 
 FILTERS = (64, 128, 256, 512, 512)
 
 
-def build_vgg(
-    *,
-    convs_per_stage=(2, 2, 3, 3, 3),
-    batch_norm=False,
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.5,
-    classifier_activation=None,
-    features_only=False,
-    name="vgg",
-):
+@classifier(name="vgg", dropout=0.5)
+def build_vgg(inputs, *, convs_per_stage=(2, 2, 3, 3, 3), batch_norm=False, dropout=0.5):
     """VGG (Simonyan & Zisserman, 2015): five stages of 3x3 convolutions, three fully connected layers."""
-    inputs = model_input(input_shape, (224, 224, 3))
     x, features = inputs, {}
     norm = "batch" if batch_norm else None
     for stage, (filters, count) in enumerate(zip(FILTERS, convs_per_stage), start=1):
@@ -48,11 +36,7 @@ def build_vgg(
             x = conv_norm_act(x, filters, 3, norm=norm, name=f"block{stage}_conv{index}")
         x = layers.MaxPooling2D(2, 2, padding="same", name=f"block{stage}_pool")(x)
         features[2**stage] = x
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-        head=_head(dropout),
-    )
+    return features, _head(dropout)
 
 
 def _head(dropout):

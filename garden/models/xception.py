@@ -17,7 +17,7 @@ Parameter counts equal ``keras.applications.Xception`` (22,910,480 with the 1000
 from keras import layers
 
 from garden.layers import activation, apply_norm, conv_norm_act
-from garden.models._common import classification_model, model_input
+from garden.models._common import classifier
 from garden.models._dilation import OutputStride
 from garden.models.transfer import copy_pairs
 
@@ -56,20 +56,9 @@ def xception_block(x, filters, shortcut, walk, pool_stride, name):
     return layers.Add(name=f"{name}_add")([x, residual])
 
 
-def build_xception(
-    *,
-    output_stride=32,
-    num_classes=1000,
-    input_shape=(299, 299, 3),
-    include_top=True,
-    pooling=None,
-    dropout=0.0,
-    classifier_activation=None,
-    features_only=False,
-    name="xception",
-):
+@classifier(name="xception", input_shape=(299, 299, 3))
+def build_xception(inputs, *, output_stride=32):
     """Xception (Chollet, 2017): entry, middle and exit flows of residual separable convolutions."""
-    inputs = model_input(input_shape, (299, 299, 3))
     walk, x = OutputStride(output_stride), inputs
     for index, (filters, stride) in enumerate(STEM, start=1):
         strides, _ = walk.step(stride)
@@ -83,10 +72,7 @@ def build_xception(
         x = separable(x, filters, walk.rate, name=f"exit_sep{index}")
         x = activation(x, "relu", name=f"exit_sep{index}_act")
     features[walk.stride] = x
-    return classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
-    )
+    return features
 
 
 def _shortcut_layers(reference):

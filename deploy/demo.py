@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEMO_MODELS = ("lenet5", "alexnet", "vgg16", "resnet50", "mobilenet_v1", "mobilenet_v2")
-SEGMENTER = dict(backbone="mobilenet_v2", alpha=0.35, output_stride=16, aspp_filters=96, decoder_filters=96)
+SEGMENTER = dict(backbone="mobilenet_v2", backbone_kwargs={"alpha": 0.35}, output_stride=16, aspp_filters=96, decoder_filters=96)
 SIZE = 80  # DeepLab predicts at stride 4; 80 px keeps the digits' outlines (see bench/segmentation_train.py)
 VIDEO_SIZE = 320
 
