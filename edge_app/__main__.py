@@ -1,8 +1,6 @@
 """``garden-edge`` / ``python -m edge_app``: the command line of the camera demo.
 
-Exit codes: 0 done (source ended, frame count reached, quit key, Ctrl-C); 1 a live source was
-lost mid-stream; 2 bad input (model, source, option). Errors are one line on stderr; set
-``GARDEN_DEBUG=1`` for the traceback.
+Exit codes: see ``EXIT_CODES``. Errors are one line on stderr; set ``GARDEN_DEBUG=1`` for the traceback.
 """
 
 import argparse
@@ -11,7 +9,15 @@ import os
 import signal
 import sys
 
-from edge_app.errors import EdgeError, SourceLost
+from edge_app.errors import FRAMES_LOST_EXIT, EdgeError, SourceLost
+
+EXIT_CODES = """exit codes:
+  0  done: the source ended, --max-frames or --benchmark reached, ESC / q, Ctrl-C
+  1  a camera or stream was lost mid-run (the output written so far is kept)
+  2  bad input: model, source or option
+  3  --output could not be written whole (e.g. disk full); nothing was put there
+  4  a damaged video: frames that do not decode were skipped (the warning says how many)
+"""
 
 EXAMPLES = """examples:
   garden-edge --model deeplab.tflite --source 0
@@ -21,74 +27,104 @@ EXAMPLES = """examples:
   garden-edge --model separable.tflite --compare standard.tflite --source clip.mp4 --headless --output cmp.mp4
 """
 
+MAX_THREADS = 64
+MAX_SIDE = 8192  # pixels, either side of --size
+MAX_TOP_K = 1000
+MAX_BENCHMARK = 100_000  # frames; a benchmark keeps every frame's timings
+MAX_FRAMES = 10**9
+MAX_RETRIES = 10_000
+
 
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line and exit code 2, like every other bad input."""
 
     def error(self, message):
-        raise EdgeError(f"{self.prog}: {message}")
+        raise EdgeError(message)
 
 
-def parse_wxh(text):
-    """``640x480`` -> (640, 480)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"malformed size {text!r}: use WxH, e.g. 640x480") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"malformed size {text!r}: width and height must be positive")
-    return width, height
+def whole_number(low, high):
+    """An argparse type: a whole number from ``low`` to ``high`` (so no NaN, fraction or overflow)."""
 
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low} to {high}")
+        return value
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
+    return parse
 
 
 def fraction(text):
+    """An argparse type: a number from 0 to 1 (NaN and infinity are not)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0:  # also False for NaN
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
     return value
+
+
+def parse_wxh(text):
+    """``640x480`` -> (640, 480), each side from 1 to ``MAX_SIDE``."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed size {text!r}: use WxH, e.g. 640x480") from None
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"size {text!r}: width and height must be from 1 to {MAX_SIDE}")
+    return width, height
+
+
+def serve_address(text):
+    """``HOST:PORT`` or ``PORT`` -> (host, port), the port from 0 to 65535."""
+    from edge_app.serve import parse_address
+
+    try:
+        return parse_address(text)
+    except EdgeError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--serve ")) from None
 
 
 def build_parser():
     p = Parser(
         prog="garden-edge",
         description="Run a TFLite segmentation or classification model live with LiteRT and OpenCV.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES + "\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help=".tflite file (its NAME.json sidecar adds labels, colours, MACs)")
     p.add_argument("--source", default="0", help="camera index, video, image, folder of images or rtsp://... (default 0)")
-    p.add_argument("--threads", type=positive_int, default=min(4, os.cpu_count() or 1), help="LiteRT CPU threads")
+    p.add_argument("--threads", type=whole_number(1, MAX_THREADS), metavar="N", default=min(4, os.cpu_count() or 1),
+                   help=f"LiteRT CPU threads, 1-{MAX_THREADS} (default: up to 4)")
     p.add_argument("--mode", choices=("overlay", "side-by-side", "mask"), default="overlay")
-    p.add_argument("--size", type=parse_wxh, help="frame size WxH (asked of a camera, applied to other sources)")
-    p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity 0-1 (default 0.5)")
-    p.add_argument("--top-k", type=positive_int, default=3, help="classes shown for a classifier (default 3)")
+    p.add_argument("--size", type=parse_wxh, metavar="WxH",
+                   help=f"frame size, sides 1-{MAX_SIDE} (asked of a camera, applied to other sources)")
+    p.add_argument("--alpha", type=fraction, metavar="A", default=0.5, help="overlay opacity 0-1 (default 0.5)")
+    p.add_argument("--top-k", type=whole_number(1, MAX_TOP_K), metavar="K", default=3,
+                   help=f"classes shown for a classifier, 1-{MAX_TOP_K} (default 3)")
     p.add_argument("--headless", action="store_true", help="no window (OpenCV headless builds cannot open one)")
-    p.add_argument("--output", help="write the annotated frames to a video (.mp4, .avi) or an image")
-    p.add_argument("--benchmark", type=positive_int, metavar="N", help="time N frames (source looped) and print median/p90")
+    p.add_argument("--output", metavar="FILE", help="write the annotated frames to a video (.mp4, .avi) or an image; it is put in "
+                                    "place only once it is complete and plays back")
+    p.add_argument("--benchmark", type=whole_number(1, MAX_BENCHMARK), metavar="N",
+                   help=f"time N frames, 1-{MAX_BENCHMARK} (source looped), and print median/p90")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("--compare", metavar="OTHER.tflite", help="run a second model on the same frames, side by side")
-    p.add_argument("--serve", metavar="HOST:PORT", help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)")
+    p.add_argument("--serve", type=serve_address, metavar="HOST:PORT",
+                   help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)")
     p.add_argument("--loop", action="store_true", help="start a video, image or folder again when it ends")
-    p.add_argument("--max-frames", type=positive_int, default=0, help="stop after this many frames")
-    p.add_argument("--retries", type=int, default=3, help="reconnection attempts when a camera or stream drops")
+    p.add_argument("--max-frames", type=whole_number(1, MAX_FRAMES), default=0, metavar="N",
+                   help=f"stop after N frames (at most {MAX_FRAMES:,})")
+    p.add_argument("--retries", type=whole_number(0, MAX_RETRIES), default=3, metavar="N",
+                   help=f"reconnection attempts when a camera or stream drops, 0-{MAX_RETRIES} (default 3)")
     return p
 
 
 def options_from(args):
     from edge_app.app import Options
-    from edge_app.serve import parse_address
 
     return Options(
         model=args.model,
@@ -100,12 +136,12 @@ def options_from(args):
         output=args.output,
         benchmark=args.benchmark or 0,
         compare=args.compare,
-        serve=parse_address(args.serve) if args.serve else None,
+        serve=args.serve,
         alpha=args.alpha,
         top_k=args.top_k,
         loop=args.loop,
         max_frames=args.max_frames,
-        retries=max(0, args.retries),
+        retries=args.retries,
     )
 
 
@@ -148,6 +184,9 @@ def main(argv=None):
     if "error" in result:
         print(f"garden-edge: {result['error']}", file=sys.stderr)
         return SourceLost.exit_code
+    if "warning" in result:
+        print(f"garden-edge: warning: {result['warning']}", file=sys.stderr)
+        return FRAMES_LOST_EXIT
     return 0
 
 

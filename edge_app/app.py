@@ -1,7 +1,9 @@
 """The one loop: capture -> preprocess -> infer -> postprocess -> render -> output, timed per stage."""
 
+import contextlib
 import itertools
 import os
+import shutil
 import sys
 import time
 from collections import deque
@@ -12,7 +14,8 @@ import cv2
 import numpy as np
 
 from edge_app import render as draw
-from edge_app.errors import EdgeError, SourceLost
+from edge_app.errors import EdgeError, OutputFailed, SourceLost
+from edge_app.files import remove_stale_temporaries, temporary_name
 from edge_app.model import infer, load_model, preprocess
 from edge_app.postprocess import Classification, postprocess
 from edge_app.sources import IMAGE_SUFFIXES, open_source
@@ -87,20 +90,28 @@ def rss_mb():
 
 
 class VideoOutput:
-    """Frames -> a video (or, for an image suffix, the last frame), written under a temporary name."""
+    """Frames -> a video (or, for an image suffix, the last frame), written under a temporary name.
+
+    The file is moved onto ``path`` only once it is complete and plays back: OpenCV's writers report
+    no error when the disk fills, so :meth:`close` reads the file back and checks every frame decodes.
+    """
 
     CODECS = {".avi": "MJPG", ".mkv": "mp4v", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}
+    LOW_SPACE = 1 << 20  # bytes free below which a failed check names the full disk as the likely cause
 
     def __init__(self, path, fps):
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in self.CODECS and suffix not in IMAGE_SUFFIXES:
             raise EdgeError(f"--output {path}: use a video (.mp4, .avi, .mkv, .mov) or an image suffix")
-        parent = self.path.resolve().parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise EdgeError(f"--output {path}: folder {parent} does not exist or is not writable")
-        self.temporary = parent / f".{self.path.stem}.partial{self.path.suffix}"
-        self.fps, self.writer, self.size, self.last = fps or 15.0, None, None, None
+        self.folder = self.path.resolve().parent
+        if not self.folder.is_dir() or not os.access(self.folder, os.W_OK):
+            raise EdgeError(f"--output {path}: folder {self.folder} does not exist or is not writable")
+        if self.path.is_dir():
+            raise EdgeError(f"--output {path}: it is a folder")
+        remove_stale_temporaries(self.folder)
+        self.temporary = temporary_name(self.folder / self.path.name)
+        self.fps, self.writer, self.size, self.last, self.written = fps or 15.0, None, None, None, 0
 
     def write(self, image):
         if self.path.suffix.lower() in IMAGE_SUFFIXES:
@@ -111,22 +122,68 @@ class VideoOutput:
             fourcc = cv2.VideoWriter_fourcc(*self.CODECS[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.temporary), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
-                raise EdgeError(f"--output {self.path}: OpenCV cannot write this video format here")
+                self.temporary.unlink(missing_ok=True)
+                raise OutputFailed(f"--output {self.path}: OpenCV cannot write this video format here"
+                                   f"{self._space_note()}")
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(image)
+        self.written += 1
 
     def close(self, keep=True):
-        """Finish the file and move it into place (``keep``), or remove the partial file."""
-        if self.writer is not None:
-            self.writer.release()
-        elif self.last is not None and keep:
-            if not cv2.imwrite(str(self.temporary), self.last):
-                raise EdgeError(f"--output {self.path}: could not write the image")
-        if keep and self.temporary.exists():
-            os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
+        """Finish the file; when ``keep``, check it and move it into place. The temporary never stays behind."""
+        try:
+            if self.writer is not None:
+                self.writer.release()
+            if keep and (self.writer is not None or self.last is not None):
+                self._finish()
+        finally:
+            with contextlib.suppress(OSError):
+                self.temporary.unlink(missing_ok=True)
+
+    def _finish(self):
+        problem = self._write_image() if self.last is not None else self._check_video()
+        if problem:
+            kept = "the file already there is unchanged" if self.path.exists() else "nothing was written there"
+            raise OutputFailed(f"--output {self.path}: {problem}{self._space_note()}; {kept}")
+        os.replace(self.temporary, self.path)
+
+    def _write_image(self):
+        """Write the last frame to the temporary; what went wrong, or None once it reads back whole."""
+        try:
+            cv2.imwrite(str(self.temporary), self.last)
+        except cv2.error:
+            pass
+        image = cv2.imread(str(self.temporary), cv2.IMREAD_UNCHANGED) if self.temporary.exists() else None
+        if image is None or image.shape[:2] != self.last.shape[:2]:
+            return "the image could not be written completely"
+        return None
+
+    def _check_video(self):
+        """What is wrong with the finished temporary video, or None when all written frames decode."""
+        decoded = count_frames(self.temporary)
+        if decoded != self.written:
+            return f"the video written is incomplete: {decoded} of {self.written} frames play back"
+        return None
+
+    def _space_note(self):
+        try:
+            free = shutil.disk_usage(self.folder).free
+        except OSError:
+            return ""
+        return f"; its disk has {free // 1024} KiB free, probably full" if free < self.LOW_SPACE else ""
+
+
+def count_frames(path):
+    """How many frames of the video at ``path`` OpenCV can decode, reading it to the end."""
+    capture = cv2.VideoCapture(str(path))
+    frames = 0
+    try:
+        while capture.isOpened() and capture.grab():
+            frames += 1
+    finally:
+        capture.release()
+    return frames
 
 
 class Window:
@@ -195,7 +252,9 @@ def frame_text(timings, models, fps):
 def run(options, observer=None, out=sys.stdout):
     """Run the app until the source ends, ``benchmark``/``max_frames`` frames, a quit key or Ctrl-C.
 
-    ``observer(frames, image)`` is called after every frame (tests use it). Returns the summary.
+    ``observer(frames, image)`` is called after every frame (tests use it). Returns the summary, with
+    ``frames_lost`` and ``warning`` when a damaged video had frames that could not be decoded.
+    Raises :class:`OutputFailed` when ``--output`` could not be written whole (nothing is put there).
     """
     models = [load_model(options.model, options.threads)]
     if options.compare:
@@ -224,7 +283,13 @@ def run(options, observer=None, out=sys.stdout):
             server.close()
         if writer:
             writer.close(keep=finished)
-    return summary(timings, frames, elapsed, models, options, stopped)
+    result = summary(timings, frames, elapsed, models, options, stopped)
+    lost = getattr(source, "lost", 0)
+    if lost:
+        result["frames_lost"] = lost
+        result["warning"] = (f"video {options.source} is damaged: {lost} frame(s) could not be decoded "
+                             f"and were skipped ({frames} processed)")
+    return result
 
 
 def process_frame(frame, models, tables, options, timings, text):

@@ -113,14 +113,21 @@ class _Closed:
 
 
 class VideoSource:
-    """A video file: ``None`` at the end, or from the start again when ``loop``."""
+    """A video file: ``None`` at the end, or from the start again when ``loop``.
+
+    A read that fails before the end the file announces (``CAP_PROP_FRAME_COUNT``) is damage, not the
+    end: the source reads on past it (a failed read uses up one frame's data), seeks further on when
+    reading does not get going again, and counts in ``lost`` the frames it could not decode.
+    """
 
     live = False
+    END_TOLERANCE = 1  # frames an undamaged file may fall short of its announced count (estimated by some containers)
+    STUCK = 50  # failed reads in a row after which reading is taken to be stuck, and the source seeks
 
     def __init__(self, path, size, loop):
         self.path, self.size, self.loop = path, size, loop
-        self.capture = self._open()
-        self.frames = 0
+        self.frames, self.lost_before = 0, 0
+        self._open()
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
 
     def _open(self):
@@ -129,20 +136,89 @@ class VideoSource:
         if not capture.isOpened():
             capture.release()
             raise EdgeError(f"cannot read video {self.path}: not a video OpenCV can decode (or corrupt)")
-        return capture
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+        self.capture, self.expected = capture, int(count) if 0 < count < 2**53 else 0
+        self.decoded = self.failed = 0  # this pass's frames read, and reads that failed before its announced end
+        self.shown_ms = -1.0  # timestamp of the last frame handed out: a seek must land after it
+
+    @property
+    def lost(self):
+        """Frames that could not be decoded: whole passes' shortfall, plus failed reads in the current pass."""
+        return self.lost_before + self.failed
 
     def read(self):
-        ok, frame = self.capture.read()
-        if not ok and self.loop and self.frames:
+        frame = self._next()
+        if frame is None and self.loop and self.frames:
             self.capture.release()
-            self.capture = self._open()
-            ok, frame = self.capture.read()
-        if not ok:
+            self._open()
+            frame = self._next()
+        if frame is None:
             if not self.frames:
                 raise EdgeError(f"cannot read video {self.path}: it has no decodable frames")
             return None
         self.frames += 1
         return to_bgr(frame, self.size)
+
+    def _next(self):
+        """The next frame of this pass that decodes, reading (then seeking) past damaged ones; None at its end."""
+        in_a_row = 0
+        while True:
+            ok, frame = self.capture.read()
+            if ok:
+                self.decoded, self.shown_ms = self.decoded + 1, self.capture.get(cv2.CAP_PROP_POS_MSEC)
+                return frame
+            if self.decoded + self.failed + 1 >= self.expected:
+                return self._end_pass()
+            self.failed, in_a_row = self.failed + 1, in_a_row + 1
+            if in_a_row == self.STUCK:
+                frame = self._seek_on()
+                return frame if frame is not None else self._end_pass()
+
+    def _end_pass(self):
+        """Count the pass's shortfall as lost if it saw damage or fell short by more than the tolerance."""
+        missing = max(self.expected - self.decoded, 0)
+        if self.failed or missing > self.END_TOLERANCE:
+            self.lost_before += missing
+        self.failed = 0
+        return None
+
+    def _seek_on(self):
+        """After ``STUCK`` failed reads: the first later frame a seek decodes, or None; reading goes on after it."""
+        index = self._first_seekable(self.decoded + self.failed - 1, self.expected - 1)
+        frame = self._frame_at(index) if index is not None else None  # again, to read on right after it
+        if frame is not None:
+            self.shown_ms = self.capture.get(cv2.CAP_PROP_POS_MSEC)
+            index = round(self.shown_ms * self.fps / 1000) if self.fps else index  # seeks may land elsewhere
+            self.failed, self.decoded = max(index - self.decoded, self.failed), self.decoded + 1
+        return frame
+
+    def _first_seekable(self, bad, last):
+        """The first frame after ``bad`` (up to ``last``) that a seek decodes, assuming all after it do too.
+
+        Seeks at doubling distances, then bisects back: a few dozen seeks for a long unreadable stretch.
+        """
+        low, step = bad, 1
+        while True:
+            probe = min(low + step, last)
+            if self._frame_at(probe) is not None:
+                break
+            if probe >= last:
+                return None
+            low, step = probe, step * 2
+        high = probe
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._frame_at(middle) is None:
+                low = middle
+            else:
+                high = middle
+        return high
+
+    def _frame_at(self, index):
+        """The frame a seek to ``index`` decodes, if it lies after the last one handed out; else None."""
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = self.capture.read()
+        return frame if ok and self.capture.get(cv2.CAP_PROP_POS_MSEC) > self.shown_ms else None
 
     def close(self):
         self.capture.release()

@@ -36,6 +36,11 @@ def temporary_name(path):
     return path.with_name(f".{stem}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffixes}")
 
 
+def is_temporary(name):
+    """Whether ``name`` is one of garden's marked temporary names (of any process)."""
+    return _PARTIAL_NAME.match(name) is not None
+
+
 def process_alive(pid):
     if pid == os.getpid():
         return True

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from garden.errors import GardenError, UsageError
+from garden.options import number, positive_float, positive_int
 
 PROTOCOLS = ("linear", "knn", "finetune")
 
@@ -27,13 +28,13 @@ def add_commands(commands):
     p.add_argument("method", help="a registered ssl method (see `garden models --task ssl`)")
     p.add_argument("--backbone", default="small_cnn", help="a registered classification model (default small_cnn)")
     p.add_argument("--data", default="digits", help="data source: digits, embedded, cifar10:PATH or a folder")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--out", required=True, help="folder for encoder.keras, history.json, learning_curve.png")
-    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--limit", type=int, help="use only the first N images of the source (quick runs)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=positive_int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    p.add_argument("--limit", type=positive_int, help="use only the first N images of the source (quick runs)")
+    p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0)
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=method_option,
                    help="a builder argument of the method, e.g. temperature=0.2 or crop_scale=0.5,1.0 (repeatable)")
     p.set_defaults(run=run_ssl)
@@ -43,8 +44,8 @@ def add_commands(commands):
     p.add_argument("--protocol", choices=PROTOCOLS, default="linear")
     p.add_argument("--labels", default="0.1", help="fine-tuning labels: a fraction (0.01, 0.1) or N-per-class")
     p.add_argument("--data", help="data source (default: the one it was pre-trained on)")
-    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
-    p.add_argument("--k", type=int, default=20, help="neighbours of the k-NN vote (default 20)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="fine-tuning epochs (default 30)")
+    p.add_argument("--k", type=positive_int, default=20, help="neighbours of the k-NN vote (default 20)")
     p.set_defaults(run=run_ssl_eval)
 
 
@@ -70,8 +71,7 @@ def run_ssl(args):
     if args.method not in list_models("ssl"):
         get_entry(args.method)  # an unknown name raises with close matches
         raise UsageError(f"{args.method!r} is not a self-supervised method; choose one of {', '.join(list_models('ssl'))}")
-    if args.epochs <= 0 or args.batch_size <= 0 or args.size <= 0:
-        raise UsageError("--epochs, --batch-size and --size must be positive")
+    check_out(Path(args.out))
     options = dict(args.option)
     images, _, _, _, _ = load_split(args.data, args.size, args.limit, seed=args.seed)
     print(f"pre-training {args.method} on {len(images)} unlabeled {args.data} images", file=sys.stderr)
@@ -94,6 +94,19 @@ def run_ssl(args):
     }
     write_text(out / "ssl.json", json.dumps(record, indent=1) + "\n")
     print(f"{args.method}: final loss {history['loss'][-1]:.4f} after {result.seconds:.1f} s; wrote {out}/encoder.keras")
+
+
+def check_out(out):
+    """Refuse, before pre-training, an ``--out`` that could not take the outputs (it only ever gains files)."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    folder = next(path for path in (out.absolute(), *out.absolute().parents) if path.exists())
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write {out}: folder {folder} is not writable; nothing was written")
 
 
 def load_run(run_dir):

@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 from garden.errors import UsageError
+from garden.options import fraction, non_negative_float, number, positive_float, positive_int
+
+SEED = number(int, 0, 2**32 - 1)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -25,23 +28,24 @@ def add_commands(commands):
     p.add_argument("--data", required=True, help="digits, embedded, cifar10:PATH, or a data folder (layout detected)")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
-    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int, help="global batch size (split over replicas)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate")
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--warmup", type=float, help="epochs of linear learning-rate warm-up")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--warmup", type=non_negative_float, help="epochs of linear learning-rate warm-up")
+    p.add_argument("--weight-decay", type=non_negative_float)
+    p.add_argument("--label-smoothing", type=number(float, 0, 1, high_inclusive=False), help="0 to below 1")
     p.add_argument("--augment", help="auto, none, or e.g. flip,crop=0.5,color=0.2,distort=10")
     p.add_argument("--input-size", help="N, HxW or HxWxC (default: the model's own)")
-    p.add_argument("--held-out", type=float, help="fraction held out when the source has no test split (0.2)")
+    p.add_argument("--held-out", type=fraction, help="fraction held out when the source has no test split (0.2)")
     p.add_argument("--precision", choices=[p for p in PRECISIONS if p != "float32"])
     p.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: KERAS_BACKEND)")
     p.add_argument("--strategy", choices=STRATEGIES)
-    p.add_argument("--cpu-replicas", type=int, help="with --strategy mirrored and no GPU: split the CPU into N devices")
-    p.add_argument("--workers", type=int, help="threads preparing batches (1)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--cpu-replicas", type=positive_int,
+                   help="with --strategy mirrored and no GPU: split the CPU into N devices")
+    p.add_argument("--workers", type=positive_int, help="threads preparing batches (1)")
+    p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bars, 2 one line per epoch")
     p.set_defaults(run=run_train)
