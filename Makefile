@@ -27,7 +27,10 @@ demo: $(STAMP)
 # On 2 cores: 735 s one by one, 487 s with two workers. TEST_JOBS=1 runs them in this process.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
+# Lint and format check first (config in pyproject.toml): seconds, and a failure names file and line.
 test: system-deps $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # Headless Chromium for the edge app's --serve browser test; installed once, only where apt-get

@@ -50,8 +50,9 @@ def case(name, model, data, epochs, out, steps, techniques):
         model = train(model, train_set, epochs)
         model.save(path)
     common = dict(calib=train_set, check_data=held_out, out=out, check_count=len(held_out), repeats=20)
-    reports = [export(model, quant=q, name=f"{name}_{q}", calib_count=64, **common).report
-               for q in ("fp32", "int8", "int8-io")]
+    reports = [
+        export(model, quant=q, name=f"{name}_{q}", calib_count=64, **common).report for q in ("fp32", "int8", "int8-io")
+    ]
     for technique in techniques:
         result = optimize_and_export(model, technique=technique, steps=steps, train_count=96, **common)
         reports.append({**result.report, "model": f"{name} ({technique})"})
@@ -76,8 +77,14 @@ def main(argv=None):
     if args.only in (None, "deeplab"):
         from garden.data.embedded import embedded_segmentation
 
-        model = garden.create_model("deeplabv3plus", input_shape=(64, 64, 3), num_classes=11, backbone_kwargs={"alpha": 0.5},
-                                    aspp_filters=64, decoder_filters=64)
+        model = garden.create_model(
+            "deeplabv3plus",
+            input_shape=(64, 64, 3),
+            num_classes=11,
+            backbone_kwargs={"alpha": 0.5},
+            aspp_filters=64,
+            decoder_filters=64,
+        )
         data = embedded_segmentation(num_images=args.images, size=64, seed=0)
         reports += case("deeplabv3plus_mobilenet_v2", model, data, args.epochs, args.out, args.steps, techniques)
     if args.only in (None, "mobilenet"):

@@ -8,11 +8,11 @@ Goal (issue 8): the int8 DeepLabv3+ (MobileNetV2, separable head) at 257x257 wit
 >= 50 FPS end to end, and everything except inference takes < 25% of the frame time.
 
 By default the script exports garden's ``deeplabv3plus`` at 257x257 with the deploy pipeline
-(``int8-io``: uint8 in and out, and ``fp32``). ``--standin`` builds a Keras model of the same shapes instead: keras.applications MobileNetV2
-(random weights, stride-16 features), a separable ASPP, the DeepLabv3+ decoder with stride-4 skip,
-11 classes, bilinear back to 257x257; converted to fp32 and full-int8 (int8 in/out) TFLite. The
-app itself (``python -m edge_app --benchmark N --json``) is what is timed, in a subprocess, on a
-generated 640x480 video.
+(``int8-io``: uint8 in and out, and ``fp32``). ``--standin`` builds a Keras model of the same shapes
+instead: keras.applications MobileNetV2 (random weights, stride-16 features), a separable ASPP, the
+DeepLabv3+ decoder with stride-4 skip, 11 classes, bilinear back to 257x257; converted to fp32 and
+full-int8 (int8 in/out) TFLite. The app itself (``python -m edge_app --benchmark N --json``) is what is
+timed, in a subprocess, on a generated 640x480 video.
 """
 
 import argparse
@@ -64,8 +64,17 @@ def export_deeplab(work, quant):
     exported by the deploy pipeline (untrained weights: the timing does not depend on them)."""
     import deploy
 
-    result = deploy.export("deeplabv3plus", quant=quant, input_size=SIDE, calib="embedded", calib_count=16,
-                           check_count=4, repeats=3, out=work, name=f"deeplabv3plus_{quant}")
+    result = deploy.export(
+        "deeplabv3plus",
+        quant=quant,
+        input_size=SIDE,
+        calib="embedded",
+        calib_count=16,
+        check_count=4,
+        repeats=3,
+        out=work,
+        name=f"deeplabv3plus_{quant}",
+    )
     return str(result.path)
 
 
@@ -81,12 +90,23 @@ def convert(model, path, int8):
         converter.inference_input_type = converter.inference_output_type = tf.int8
     path.write_bytes(converter.convert())
     sidecar = {
-        "format_version": 1, "model": model.name, "task": "segmentation",
-        "input": {"height": SIDE, "width": SIDE, "channels": 3, "layout": "NHWC", "dtype": "int8" if int8 else "float32",
-                  "scale": 1 / 255, "mean": [0, 0, 0], "std": [1, 1, 1]},
+        "format_version": 1,
+        "model": model.name,
+        "task": "segmentation",
+        "input": {
+            "height": SIDE,
+            "width": SIDE,
+            "channels": 3,
+            "layout": "NHWC",
+            "dtype": "int8" if int8 else "float32",
+            "scale": 1 / 255,
+            "mean": [0, 0, 0],
+            "std": [1, 1, 1],
+        },
         "output": {"kind": "logits", "num_classes": CLASSES},
         "class_names": ["background"] + [str(i) for i in range(CLASSES - 1)],
-        "quantization": "int8" if int8 else "fp32", "params": int(model.count_params()),
+        "quantization": "int8" if int8 else "fp32",
+        "params": int(model.count_params()),
     }
     path.with_suffix(".json").write_text(json.dumps(sidecar))
     return path
@@ -100,7 +120,10 @@ def write_video(path, frames=120, size=(640, 480)):
     for i in range(frames):
         frame = np.full((size[1], size[0], 3), 60, np.uint8)
         for _ in range(6):
-            x, y = (int(v) for v in rng.integers(0, size[0] - 80, 1)[0:1].tolist() + rng.integers(0, size[1] - 80, 1).tolist())
+            x, y = (
+                int(v)
+                for v in rng.integers(0, size[0] - 80, 1)[0:1].tolist() + rng.integers(0, size[1] - 80, 1).tolist()
+            )
             cv2.rectangle(frame, (x + i, y), (x + i + 80, y + 60), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
         writer.write(frame)
     writer.release()
@@ -108,8 +131,20 @@ def write_video(path, frames=120, size=(640, 480)):
 
 
 def run_app(model, video, threads, frames):
-    command = [sys.executable, "-m", "edge_app", "--model", str(model), "--source", str(video),
-               "--benchmark", str(frames), "--threads", str(threads), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "edge_app",
+        "--model",
+        str(model),
+        "--source",
+        str(video),
+        "--benchmark",
+        str(frames),
+        "--threads",
+        str(threads),
+        "--json",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if done.returncode:
         sys.exit(f"garden-edge failed: {done.stderr.strip()}")
@@ -123,7 +158,9 @@ def table(rows):
         other = non_inference_ms(r)
         share = other / (other + r["inference"])
         stages = " | ".join(f"{r[s]:.2f} / {r['p90'][s]:.2f}" for s in STAGES)
-        lines.append(f"| {name} | {threads} | {r['fps']:.1f} | {stages} | {other + r['inference']:.2f} | {100 * share:.1f}% |")
+        lines.append(
+            f"| {name} | {threads} | {r['fps']:.1f} | {stages} | {other + r['inference']:.2f} | {100 * share:.1f}% |"
+        )
     return "\n".join(lines)
 
 
@@ -133,7 +170,9 @@ def main():
     parser.add_argument("--fp32", help="float .tflite (default: build the stand-in)")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per setting; the fastest is kept (shared CPUs are noisy)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per setting; the fastest is kept (shared CPUs are noisy)"
+    )
     parser.add_argument("--workdir", help="keep the generated models and video here")
     parser.add_argument("--standin", action="store_true", help="time the Keras stand-in, not garden's deeplabv3plus")
     args = parser.parse_args()
@@ -159,18 +198,24 @@ def main():
         for threads in (int(t) for t in args.threads.split(",")):
             runs = [run_app(models[kind], video, threads, args.frames) for _ in range(args.repeat)]
             rows.append((f"{kind} {Path(models[kind]).name}", threads, max(runs, key=lambda r: r["fps"])))
-    print(f"garden-edge --benchmark {args.frames} on a 640x480 video, best of {args.repeat} runs; "
-          f"stage cells are median / p90 ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print(
+        f"garden-edge --benchmark {args.frames} on a 640x480 video, best of {args.repeat} runs; "
+        f"stage cells are median / p90 ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
+    )
     print(table(rows))
     goal = next(r for name, t, r in rows if name.startswith("int8") and t == 1)
     rest = non_inference_ms(goal)
     share = rest / (rest + goal["inference"])
     verdict = "PASS" if goal["fps"] >= 50 and share < 0.25 else "FAIL"
-    print(f"\ngoal (int8, 1 thread): {goal['fps']:.1f} FPS >= 50 and non-inference {rest:.2f} ms = "
-          f"{100 * share:.1f}% of the frame < 25%: {verdict}")
-    print(f"with the reference model's {REFERENCE_INFERENCE_MS:.0f} ms int8 inference the same {rest:.2f} ms would be "
-          f"{100 * rest / (rest + REFERENCE_INFERENCE_MS):.1f}% of a {rest + REFERENCE_INFERENCE_MS:.1f} ms frame "
-          f"({1000 / (rest + REFERENCE_INFERENCE_MS):.0f} FPS)")
+    print(
+        f"\ngoal (int8, 1 thread): {goal['fps']:.1f} FPS >= 50 and non-inference {rest:.2f} ms = "
+        f"{100 * share:.1f}% of the frame < 25%: {verdict}"
+    )
+    print(
+        f"with the reference model's {REFERENCE_INFERENCE_MS:.0f} ms int8 inference the same {rest:.2f} ms would be "
+        f"{100 * rest / (rest + REFERENCE_INFERENCE_MS):.1f}% of a {rest + REFERENCE_INFERENCE_MS:.1f} ms frame "
+        f"({1000 / (rest + REFERENCE_INFERENCE_MS):.0f} FPS)"
+    )
 
 
 def non_inference_ms(result):

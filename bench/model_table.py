@@ -50,7 +50,11 @@ def row(name, figures):
     cells = [name, shape, f"{total['trainable_params']:,}"]
     if figures:
         cells += [f"{figures['params']:,.0f}", _percent(total["trainable_params"], figures["params"])]
-        cells += [f"{total['macs'] / 1e9:.3f}", f"{figures['macs'] / 1e9:.3f}", _percent(total["macs"], figures["macs"])]
+        cells += [
+            f"{total['macs'] / 1e9:.3f}",
+            f"{figures['macs'] / 1e9:.3f}",
+            _percent(total["macs"], figures["macs"]),
+        ]
     else:
         cells += ["", "", f"{total['macs'] / 1e9:.3f}", "", ""]
     cells += [f"{total['memory_kb'] / 1024:.1f}", figures.get("source", "") + (f" ({marks})" if marks else "")]

@@ -32,8 +32,9 @@ def baseline_tflite(input_size, path):
     import keras
     import tensorflow as tf
 
-    model = keras.applications.MobileNetV2(weights=None, input_shape=(input_size, input_size, 3),
-                                           classifier_activation=None)
+    model = keras.applications.MobileNetV2(
+        weights=None, input_shape=(input_size, input_size, 3), classifier_activation=None
+    )
     with tempfile.TemporaryDirectory() as saved:
         model.export(saved, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
@@ -67,8 +68,10 @@ def opencv_latency(path, input_size, repeats):
 
 def measure(path, input_size, repeats):
     shape = (input_size, input_size, 3)
-    return {threads: check.latency(check.open_runner(path, threads), shape, repeats)["median_ms"]
-            for threads in (1, check.all_threads())}
+    return {
+        threads: check.latency(check.open_runner(path, threads), shape, repeats)["median_ms"]
+        for threads in (1, check.all_threads())
+    }
 
 
 def main(argv=None):
@@ -90,25 +93,45 @@ def main(argv=None):
     base = measure(base_path, size, args.repeats)
     rows.append({"model": "keras.applications MobileNetV2", "runtime": "LiteRT", "quant": "fp32", "ms": base})
     for fmt, quant in (("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")):
-        result = export(model, format=fmt, quant=quant, calib="digits", out=out, calib_count=32, check_count=16,
-                        repeats=3, name=f"mobilenet_v2_{quant}")
+        quick = {"calib": "digits", "calib_count": 32, "check_count": 16, "repeats": 3}
+        result = export(model, format=fmt, quant=quant, out=out, name=f"mobilenet_v2_{quant}", **quick)
         runtime = "LiteRT" if fmt == "tflite" else "onnxruntime"
-        rows.append({"model": "garden mobilenet_v2", "runtime": runtime, "quant": quant,
-                     "ms": measure(result.path, size, args.repeats),
-                     "drop": result.report["quality"]["drop"], "size_kb": result.path.stat().st_size / 1024})
+        rows.append(
+            {
+                "model": "garden mobilenet_v2",
+                "runtime": runtime,
+                "quant": quant,
+                "ms": measure(result.path, size, args.repeats),
+                "drop": result.report["quality"]["drop"],
+                "size_kb": result.path.stat().st_size / 1024,
+            }
+        )
         if quant == "fp32":
             ms, why = opencv_latency(result.path, size, args.repeats)
-            rows.append({"model": "garden mobilenet_v2", "runtime": f"OpenCV DNN ({fmt})", "quant": quant,
-                         "ms": {1: ms} if ms else None, "note": why})
+            rows.append(
+                {
+                    "model": "garden mobilenet_v2",
+                    "runtime": f"OpenCV DNN ({fmt})",
+                    "quant": quant,
+                    "ms": {1: ms} if ms else None,
+                    "note": why,
+                }
+            )
     threads = check.all_threads()
-    lines = [f"MobileNetV2 alpha {args.alpha} at {size}x{size}, batch 1, median of {args.repeats} runs; "
-             f"ratio = baseline latency / this latency (above 1 is faster than the baseline)", "",
-             f"| model | runtime | quant | ms, 1 thread | ms, {threads} threads | ratio (1 thread) | "
-             f"ratio ({threads} threads) | note |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"MobileNetV2 alpha {args.alpha} at {size}x{size}, batch 1, median of {args.repeats} runs; "
+        f"ratio = baseline latency / this latency (above 1 is faster than the baseline)",
+        "",
+        f"| model | runtime | quant | ms, 1 thread | ms, {threads} threads | ratio (1 thread) | "
+        f"ratio ({threads} threads) | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ms = r["ms"]
         if not ms:
-            lines.append(f"| {r['model']} | {r['runtime']} | {r['quant']} | - | - | - | - | does not load: {r['note']} |")
+            lines.append(
+                f"| {r['model']} | {r['runtime']} | {r['quant']} | - | - | - | - | does not load: {r['note']} |"
+            )
             continue
         many = ms.get(threads)
         lines.append(

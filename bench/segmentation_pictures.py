@@ -32,7 +32,9 @@ def classical_gallery(path):
         if len(result.boxes):
             tile = draw_boxes(tile, result.boxes[:30])
         cv2.putText(tile, f"{method}: {result.num_regions}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3)
-        cv2.putText(tile, f"{method}: {result.num_regions}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+        cv2.putText(
+            tile, f"{method}: {result.num_regions}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1
+        )
         tiles.append(tile)
     tiles.append(np.full_like(image, 255))
     rows = [np.concatenate(tiles[i : i + 4], axis=1) for i in (0, 4)]
@@ -40,7 +42,6 @@ def classical_gallery(path):
 
 
 def predictions(models_dir, out_dir):
-    import keras
 
     for path in sorted(Path(models_dir).glob("*.keras")):
         model = garden.load_model(path, compile=False)
@@ -48,8 +49,12 @@ def predictions(models_dir, out_dir):
         data = embedded_segmentation(4, size, seed=4242)
         logits = model.predict(to_model_input(data.images), verbose=0)
         rows = [(data.images[i], data.targets[i], logits[i].argmax(-1)) for i in range(len(data))]
-        save_comparison(Path(out_dir) / f"segmentation_{path.stem}.png", rows, class_names=CLASS_NAMES,
-                        title=f"{path.stem} on held-out embedded images ({size}x{size})")
+        save_comparison(
+            Path(out_dir) / f"segmentation_{path.stem}.png",
+            rows,
+            class_names=CLASS_NAMES,
+            title=f"{path.stem} on held-out embedded images ({size}x{size})",
+        )
 
 
 def main(argv=None):

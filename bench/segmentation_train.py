@@ -29,13 +29,21 @@ from garden.segmentation.metrics import evaluate  # noqa: E402
 # stride 4 and upsampled back, scores 0.90 mean IoU at 64 px, 0.93 at 80 px and 0.95 at 96 px.
 CONFIGS = {
     "unet": dict(
-        size=64, images=3000,
+        size=64,
+        images=3000,
         model=dict(filters=(8, 16, 32, 64, 128)),
         learning_rate=3e-3,
     ),
     "deeplabv3plus": dict(
-        size=80, images=3000,
-        model=dict(backbone="mobilenet_v2", backbone_kwargs={"alpha": 0.35}, output_stride=16, aspp_filters=96, decoder_filters=96),
+        size=80,
+        images=3000,
+        model=dict(
+            backbone="mobilenet_v2",
+            backbone_kwargs={"alpha": 0.35},
+            output_stride=16,
+            aspp_filters=96,
+            decoder_filters=96,
+        ),
         learning_rate=3e-3,
     ),
 }
@@ -81,20 +89,36 @@ def train_one(name, args):
     model = garden.create_model(name, num_classes=len(CLASS_NAMES), input_shape=(size, size, 3), **config["model"])
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=CrossEntropyDice())
     budget = TimeBudget(args.budget, config["learning_rate"])
-    print(f"{name}: {images} training / {args.test} held-out images of {size}x{size}, load average "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{name}: {images} training / {args.test} held-out images of {size}x{size}, load average "
+        f"{os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     start, cpu_start = time.perf_counter(), time.process_time()
-    history = model.fit(
-        train[0], train[1], batch_size=args.batch_size, epochs=1000, shuffle=True,
-        callbacks=[budget], verbose=2 if args.verbose else 0,
+    model.fit(
+        train[0],
+        train[1],
+        batch_size=args.batch_size,
+        epochs=1000,
+        shuffle=True,
+        callbacks=[budget],
+        verbose=2 if args.verbose else 0,
     )
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
     scores = evaluate(model, test[0], test[1], len(CLASS_NAMES))
     if args.save:
         model.save(f"{args.save}/{name}.keras")
-    return {"model": name, "size": size, "params": model.count_params(), "epochs": budget.steps * args.batch_size / images,
-            "train_s": seconds, "cpu_s": cpu_seconds, "load": os.getloadavg()[0], **scores}
+    return {
+        "model": name,
+        "size": size,
+        "params": model.count_params(),
+        "epochs": budget.steps * args.batch_size / images,
+        "train_s": seconds,
+        "cpu_s": cpu_seconds,
+        "load": os.getloadavg()[0],
+        **scores,
+    }
 
 
 def main(argv=None):
@@ -110,21 +134,32 @@ def main(argv=None):
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
 
-    print(f"embedded digits-on-photographs, {len(CLASS_NAMES)} classes; {os.cpu_count()} CPUs shared, "
-          f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    print(
+        f"embedded digits-on-photographs, {len(CLASS_NAMES)} classes; {os.cpu_count()} CPUs shared, "
+        f"load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
     rows = []
     for name in args.models:
         row = train_one(name, args)
         rows.append(row)
-        print(f"{name}: mean IoU {row['mean_iou']:.4f} after {row['epochs']:.1f} epochs in {row['train_s']:.0f} s", flush=True)
+        print(
+            f"{name}: mean IoU {row['mean_iou']:.4f} after {row['epochs']:.1f} epochs in {row['train_s']:.0f} s",
+            flush=True,
+        )
     print()
-    print("| model | input | params | epochs | training time (s) | process CPU time (s) | load avg at end "
-          "| held-out mean IoU | pixel accuracy | target |")
+    print(
+        "| model | input | params | epochs | training time (s) | process CPU time (s) | load avg at end "
+        "| held-out mean IoU | pixel accuracy | target |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ok = r["mean_iou"] >= 0.85 and r["train_s"] < 600
-        print(f"| {r['model']} | {r['size']}x{r['size']} | {r['params']:,} | {r['epochs']:.1f} | {r['train_s']:.0f} "
-              f"| {r['cpu_s']:.0f} | {r['load']:.1f} | {r['mean_iou']:.4f} | {r['pixel_accuracy']:.4f} | {'met' if ok else 'missed'} |")
+        print(
+            f"| {r['model']} | {r['size']}x{r['size']} | {r['params']:,} | {r['epochs']:.1f} | {r['train_s']:.0f} "
+            f"| {r['cpu_s']:.0f} | {r['load']:.1f} | {r['mean_iou']:.4f} | {r['pixel_accuracy']:.4f} "
+            f"| {'met' if ok else 'missed'} |"
+        )
     print()
     print("per-class IoU (" + ", ".join(CLASS_NAMES) + "):")
     for r in rows:

@@ -75,8 +75,9 @@ def evaluate_encoder(encoder, data, subsets, finetune=True):
     train_f, test_f = evaluate.extract_features(encoder, train_x), evaluate.extract_features(encoder, test_x)
     scores = score_features(train_f, train_y, test_f, test_y, subsets)
     if finetune:
-        scores["finetune_10"] = evaluate.finetune(encoder, train_x[subsets[0]], train_y[subsets[0]], test_x, test_y,
-                                                  num_classes=10, **FINETUNE)
+        scores["finetune_10"] = evaluate.finetune(
+            encoder, train_x[subsets[0]], train_y[subsets[0]], test_x, test_y, num_classes=10, **FINETUNE
+        )
     return scores
 
 
@@ -132,7 +133,7 @@ def plot_curves(curves, path):
         axis.set_title(method, fontsize=9)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
-    for axis in list(axes.flat)[len(curves):]:
+    for axis in list(axes.flat)[len(curves) :]:
         axis.axis("off")
     figure.supxlabel("epoch", fontsize=8)
     figure.supylabel("pre-training loss", fontsize=8)
@@ -155,9 +156,12 @@ def main(argv=None):
     data = (train_x, train_y, test_x, test_y)
     subsets = [evaluate.label_subset(train_y, 0.1, seed=args.seed + draw) for draw in range(LABEL_DRAWS)]
     seeds = [args.seed + run for run in range(args.seeds)]
-    print(f"digits: {len(train_x)} pre-training images (labels unused), {len(test_x)} test images, "
-          f"{len(subsets[0])} labels (10%); backbone {BACKBONE}, backend {keras.backend.backend()}, "
-          f"seeds {seeds}", file=sys.stderr)
+    print(
+        f"digits: {len(train_x)} pre-training images (labels unused), {len(test_x)} test images, "
+        f"{len(subsets[0])} labels (10%); backbone {BACKBONE}, backend {keras.backend.backend()}, "
+        f"seeds {seeds}",
+        file=sys.stderr,
+    )
 
     lines = [
         "| method | pre-training (s) | epochs | linear probe | k-NN | linear probe, 10% labels | k-NN, 10% labels "
@@ -190,8 +194,9 @@ def main(argv=None):
         learning_rate = settings.pop("learning_rate", LEARNING_RATE)
         runs, seconds = [], []
         for seed in seeds:
-            result = pretrain(method, train_x, epochs=epochs, learning_rate=learning_rate, seed=seed,
-                              backbone=BACKBONE, **settings)
+            result = pretrain(
+                method, train_x, epochs=epochs, learning_rate=learning_rate, seed=seed, backbone=BACKBONE, **settings
+            )
             curves.setdefault(method, result.history["loss"])
             runs.append(evaluate_encoder(result.encoder, data, subsets))
             seconds.append(result.seconds)

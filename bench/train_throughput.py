@@ -32,8 +32,9 @@ def build(kind, name, size, classes):
     import keras
 
     if kind == "keras":
-        return keras.applications.ResNet50(weights=None, input_shape=(size, size, 3), classes=classes,
-                                           classifier_activation=None)
+        return keras.applications.ResNet50(
+            weights=None, input_shape=(size, size, 3), classes=classes, classifier_activation=None
+        )
     import garden
 
     return garden.create_model(name, num_classes=classes, input_shape=(size, size, 3))
@@ -44,8 +45,10 @@ def prepare(kind, name, size, classes, batch_size, warmup):
     import numpy as np
 
     model = build(kind, name, size, classes)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.default_rng(0)
     x = rng.random((batch_size, size, size, 3), dtype=np.float32)
     y = rng.integers(0, classes, size=batch_size)
@@ -81,8 +84,15 @@ def worker(args):
                 record.append(step())
         for (name, _, _, _), record in zip(cases, times):
             step_s = float(np.median(record))
-            row = {"model": name, "size": size, "batch": batch, "step_ms": 1000 * step_s, "images_s": batch / step_s,
-                   "backend": keras.backend.backend(), "device": device}
+            row = {
+                "model": name,
+                "size": size,
+                "batch": batch,
+                "step_ms": 1000 * step_s,
+                "images_s": batch / step_s,
+                "backend": keras.backend.backend(),
+                "device": device,
+            }
             print("ROW " + json.dumps(row), flush=True)
 
 
@@ -115,12 +125,19 @@ def main():
     rows = []
     for backend in args.backends.split(","):
         command = [sys.executable, __file__, "--worker", *_forward(args)]
-        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": backend,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        }
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         found = [json.loads(line[4:]) for line in done.stdout.splitlines() if line.startswith("ROW ")]
         if done.returncode:
-            print(f"{backend}: failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}",
-                  file=sys.stderr)
+            print(
+                f"{backend}: failed: "
+                f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}",
+                file=sys.stderr,
+            )
         for row in found:
             print(f"{row['backend']} {row['model']} {row['size']}px: {row['images_s']:.1f} images/s", file=sys.stderr)
         rows += found
@@ -128,13 +145,17 @@ def main():
 
 
 def print_table(rows, args):
-    print(f"Training throughput, synthetic data, {args.steps} timed steps after {args.warmup} warm-up"
-          f"{', ' + args.precision if args.precision else ''}\n")
+    print(
+        f"Training throughput, synthetic data, {args.steps} timed steps after {args.warmup} warm-up"
+        f"{', ' + args.precision if args.precision else ''}\n"
+    )
     print("| backend | device | model | input | batch | ms / step | images / s |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['backend']} | {r['device']} | {r['model']} | {r['size']}x{r['size']} | {r['batch']} | "
-              f"{r['step_ms']:,.1f} | {r['images_s']:,.1f} |")
+        print(
+            f"| {r['backend']} | {r['device']} | {r['model']} | {r['size']}x{r['size']} | {r['batch']} | "
+            f"{r['step_ms']:,.1f} | {r['images_s']:,.1f} |"
+        )
     print("\n| backend | garden resnet50 / keras.applications.ResNet50 (step time) |")
     print("|---|---|")
     for backend in dict.fromkeys(r["backend"] for r in rows):
@@ -145,8 +166,16 @@ def print_table(rows, args):
 
 
 def _forward(args):
-    out = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-           "--small-batch-size", str(args.small_batch_size)]
+    out = [
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--batch-size",
+        str(args.batch_size),
+        "--small-batch-size",
+        str(args.small_batch_size),
+    ]
     return out + (["--precision", args.precision] if args.precision else [])
 
 

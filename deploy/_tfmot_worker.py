@@ -69,22 +69,58 @@ CUSTOM = {"HardSwish": HardSwish, "HardSigmoid": HardSigmoid, "ResizeLike": Resi
 
 _ARGUMENTS = {  # Keras 3 config keys that mean the same in tf_keras, per layer
     "Conv2D": ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "use_bias", "activation"),
-    "DepthwiseConv2D": ("kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "use_bias",
-                        "activation"),
-    "SeparableConv2D": ("filters", "kernel_size", "strides", "padding", "dilation_rate", "depth_multiplier",
-                        "use_bias", "activation"),
-    "Conv2DTranspose": ("filters", "kernel_size", "strides", "padding", "output_padding", "dilation_rate",
-                        "use_bias", "activation"),
+    "DepthwiseConv2D": (
+        "kernel_size",
+        "strides",
+        "padding",
+        "depth_multiplier",
+        "dilation_rate",
+        "use_bias",
+        "activation",
+    ),
+    "SeparableConv2D": (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "dilation_rate",
+        "depth_multiplier",
+        "use_bias",
+        "activation",
+    ),
+    "Conv2DTranspose": (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "output_padding",
+        "dilation_rate",
+        "use_bias",
+        "activation",
+    ),
     "Dense": ("units", "activation", "use_bias"),
     "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale"),
     "ReLU": ("max_value", "negative_slope", "threshold"),
     "Activation": ("activation",),
-    "Add": (), "Multiply": (), "Subtract": (), "Average": (), "Concatenate": ("axis",),
-    "GlobalAveragePooling2D": ("keepdims",), "GlobalMaxPooling2D": ("keepdims",),
-    "AveragePooling2D": ("pool_size", "strides", "padding"), "MaxPooling2D": ("pool_size", "strides", "padding"),
-    "ZeroPadding2D": ("padding",), "Dropout": ("rate",), "SpatialDropout2D": ("rate",), "Flatten": (),
-    "Reshape": ("target_shape",), "UpSampling2D": ("size", "interpolation"), "Rescaling": ("scale", "offset"),
-    "Resizing": ("height", "width", "interpolation"), "Identity": (), "ResizeLike": ("interpolation",),
+    "Add": (),
+    "Multiply": (),
+    "Subtract": (),
+    "Average": (),
+    "Concatenate": ("axis",),
+    "GlobalAveragePooling2D": ("keepdims",),
+    "GlobalMaxPooling2D": ("keepdims",),
+    "AveragePooling2D": ("pool_size", "strides", "padding"),
+    "MaxPooling2D": ("pool_size", "strides", "padding"),
+    "ZeroPadding2D": ("padding",),
+    "Dropout": ("rate",),
+    "SpatialDropout2D": ("rate",),
+    "Flatten": (),
+    "Reshape": ("target_shape",),
+    "UpSampling2D": ("size", "interpolation"),
+    "Rescaling": ("scale", "offset"),
+    "Resizing": ("height", "width", "interpolation"),
+    "Identity": (),
+    "ResizeLike": ("interpolation",),
 }
 
 
@@ -115,8 +151,9 @@ def build_twin(spec, weights):
     """
     layers = {}
     inputs, outputs = _graph(spec, None, layers)
-    twin = tf_keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs,
-                          name=spec["name"])
+    twin = tf_keras.Model(
+        inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs, name=spec["name"]
+    )
     for name, layer in layers.items():
         count = len(layer.weights)
         if count:
@@ -148,8 +185,9 @@ def _graph(spec, inputs, layers):
             else:
                 if name not in layers:
                     layers[name] = make_layer(layer_config)
-                kwargs = {k: _resolve(v, tensors) for k, v in node.get("kwargs", {}).items()
-                          if k not in ("training", "mask")}
+                kwargs = {
+                    k: _resolve(v, tensors) for k, v in node.get("kwargs", {}).items() if k not in ("training", "mask")
+                }
                 outputs = layers[name](*args, **kwargs)
             for index, tensor in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs]):
                 tensors[(name, node_index, index)] = tensor
@@ -193,8 +231,11 @@ class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         pass
 
     def get_output_quantizers(self, layer):
-        return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
-            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+        return [
+            tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+            )
+        ]
 
     def get_config(self):
         return {}
@@ -228,14 +269,16 @@ def quantization_aware(model):
 
 
 def _is_pointwise_or_dense(layer):
-    return isinstance(layer, L.Dense) or (isinstance(layer, L.Conv2D) and tuple(layer.kernel_size) == (1, 1)
-                                          and not isinstance(layer, L.Conv2DTranspose))
+    return isinstance(layer, L.Dense) or (
+        isinstance(layer, L.Conv2D) and tuple(layer.kernel_size) == (1, 1) and not isinstance(layer, L.Conv2DTranspose)
+    )
 
 
 def pruned(model, sparsity, steps):
     """Magnitude pruning of the 1x1 convolutions and dense layers, ramped to ``sparsity``."""
     schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=max(1, steps // 2), frequency=1)
+        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=max(1, steps // 2), frequency=1
+    )
 
     def clone(layer):
         if _is_pointwise_or_dense(layer):
@@ -255,8 +298,9 @@ def clustered(model, clusters):
 
     def clone(layer):
         if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D):
-            return tfmot.clustering.keras.cluster_weights(layer, number_of_clusters=clusters,
-                                                          cluster_centroids_init=centroids)
+            return tfmot.clustering.keras.cluster_weights(
+                layer, number_of_clusters=clusters, cluster_centroids_init=centroids
+            )
         return layer
 
     return tf_keras.models.clone_model(model, clone_function=clone)
@@ -270,7 +314,8 @@ def fine_tune(model, x, y, job, callbacks=()):
         if isinstance(inner, L.BatchNormalization):
             inner.trainable = False
     loss = tf_keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, ignore_class=255 if job["task"] == "segmentation" else None)
+        from_logits=True, ignore_class=255 if job["task"] == "segmentation" else None
+    )
     model.compile(optimizer=tf_keras.optimizers.Adam(job["learning_rate"]), loss=loss)
     batch = job["batch_size"]
     per_epoch = max(1, int(np.ceil(len(x) / batch)))
@@ -291,8 +336,11 @@ def sparsity_of(model):
 
 def unique_weights(model):
     """Largest number of distinct values in any clustered kernel."""
-    counts = [len(np.unique(layer.get_weights()[0])) for layer in model.layers
-              if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)]
+    counts = [
+        len(np.unique(layer.get_weights()[0]))
+        for layer in model.layers
+        if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)
+    ]
     return max(counts) if counts else 0
 
 
@@ -301,10 +349,12 @@ def unique_weights(model):
 
 def convert(model, input_shape, calib, quant, io_dtype="uint8", sparse=False):
     """TFLite bytes from a tf_keras model at a batch-1 signature, builtin ops only, in mode ``quant``."""
-    serve = tf.function(lambda x: model(x, training=False),
-                        input_signature=[tf.TensorSpec((1, *input_shape), tf.float32, name="input")])
-    return tflite_converter(serve.get_concrete_function(), model, quant, calib, io_dtype=io_dtype,
-                            sparse=sparse).convert()
+    serve = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, *input_shape), tf.float32, name="input")]
+    )
+    return tflite_converter(
+        serve.get_concrete_function(), model, quant, calib, io_dtype=io_dtype, sparse=sparse
+    ).convert()
 
 
 def main(workdir):

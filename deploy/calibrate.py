@@ -63,4 +63,3 @@ def _resize_image(image, height, width, channels):
     if channels == 1 and image.shape[-1] == 3:
         return np.round(image.astype("float32").mean(axis=-1, keepdims=True)).astype("uint8")
     raise GardenError(f"cannot feed {image.shape[-1]}-channel images to a {channels}-channel model")
-

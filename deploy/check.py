@@ -168,5 +168,7 @@ def check_masks(masks, num_classes, source):
         raise GardenError(f"data source {source!r} has no labelled pixel (every mask pixel is {IGNORE_LABEL})")
     top = int(labelled.max())
     if top >= num_classes:
-        raise GardenError(f"data source {source!r} has mask label {top}, but the model has {num_classes} classes "
-                          f"(0..{num_classes - 1}; {IGNORE_LABEL} = ignore)")
+        raise GardenError(
+            f"data source {source!r} has mask label {top}, but the model has {num_classes} classes "
+            f"(0..{num_classes - 1}; {IGNORE_LABEL} = ignore)"
+        )

@@ -13,8 +13,20 @@ from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS
 from deploy.separable import BENCH_LIMITS
 from garden.errors import UsageError
 
-EXPORT_SETTINGS = ("format", "quant", "input_size", "calib", "check_data", "max_drop", "out", "name", "output",
-                   "io_dtype", "calib_count", "check_count")
+EXPORT_SETTINGS = (
+    "format",
+    "quant",
+    "input_size",
+    "calib",
+    "check_data",
+    "max_drop",
+    "out",
+    "name",
+    "output",
+    "io_dtype",
+    "calib_count",
+    "check_count",
+)
 
 
 COMMANDS = {
@@ -33,25 +45,37 @@ def add_export(commands):
     p = commands.add_parser("export", help=COMMANDS["export"])
     p.add_argument("model", help="a registered model name or a .keras file")
     p.add_argument("--format", default="tflite", choices=["tflite", "onnx"])
-    p.add_argument("--quant", choices=QUANTS,
-                   help="quantization (default fp32; with --optimize: int8 for qat and cluster, fp32 for prune)")
-    p.add_argument("--input-size", type=limit["input_size"].argparse_type(),
-                   help="square input size N (default: the model's own)")
+    p.add_argument(
+        "--quant",
+        choices=QUANTS,
+        help="quantization (default fp32; with --optimize: int8 for qat and cluster, fp32 for prune)",
+    )
+    p.add_argument(
+        "--input-size", type=limit["input_size"].argparse_type(), help="square input size N (default: the model's own)"
+    )
     p.add_argument("--calib", default="digits", help="representative data source (digits, embedded, a folder, ...)")
     p.add_argument("--check", dest="check_data", help="data source the file is checked on (default: --calib)")
-    p.add_argument("--max-drop", type=limit["max_drop"].argparse_type(),
-                   help="fail, leaving no file, if accuracy/mean IoU drops more points (-100 to 100)")
+    p.add_argument(
+        "--max-drop",
+        type=limit["max_drop"].argparse_type(),
+        help="fail, leaving no file, if accuracy/mean IoU drops more points (-100 to 100)",
+    )
     p.add_argument("--out", default=".", help="output folder")
     p.add_argument("--name", help="file stem (default MODEL_QUANT)")
     p.add_argument("--output", choices=OUTPUT_KINDS, help="what the file outputs (default logits)")
     p.add_argument("--io-dtype", choices=IO_DTYPES, help="integer input/output of --quant int8-io (default uint8)")
-    p.add_argument("--calib-count", type=limit["calib_count"].argparse_type(),
-                   help="calibration images of int8 / int8-io (default 64; 32 with --optimize)")
+    p.add_argument(
+        "--calib-count",
+        type=limit["calib_count"].argparse_type(),
+        help="calibration images of int8 / int8-io (default 64; 32 with --optimize)",
+    )
     p.add_argument("--check-count", type=limit["check_count"].argparse_type(), help="check images (default 64)")
-    p.add_argument("--optimize", choices=TECHNIQUES,
-                   help="tensorflow-model-optimization first (tf_keras twin in a subprocess)")
-    p.add_argument("--steps", type=OPTIMIZE_LIMITS["steps"].argparse_type(),
-                   help="fine-tuning steps for --optimize (default 30)")
+    p.add_argument(
+        "--optimize", choices=TECHNIQUES, help="tensorflow-model-optimization first (tf_keras twin in a subprocess)"
+    )
+    p.add_argument(
+        "--steps", type=OPTIMIZE_LIMITS["steps"].argparse_type(), help="fine-tuning steps for --optimize (default 30)"
+    )
     p.set_defaults(run=run_export)
 
 
@@ -59,10 +83,15 @@ def add_bench(commands):
     bench = commands.add_parser("bench", help=COMMANDS["bench"])
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     s = which.add_parser("separable", help="depthwise-separable vs standard convolution: MACs ratio vs latency ratio")
-    s.add_argument("--input-size", type=BENCH_LIMITS["input_size"].argparse_type(), default=128,
-                   help="input size N (at least 32)")
-    s.add_argument("--alpha", type=BENCH_LIMITS["alpha"].argparse_type(), default=0.5,
-                   help="MobileNet V1 width multiplier (1/32 to 2)")
+    s.add_argument(
+        "--input-size", type=BENCH_LIMITS["input_size"].argparse_type(), default=128, help="input size N (at least 32)"
+    )
+    s.add_argument(
+        "--alpha",
+        type=BENCH_LIMITS["alpha"].argparse_type(),
+        default=0.5,
+        help="MobileNet V1 width multiplier (1/32 to 2)",
+    )
     s.add_argument("--out", default="separable_out", help="output folder (tables, chart, .tflite files)")
     s.add_argument("--repeats", type=BENCH_LIMITS["repeats"].argparse_type(), default=20)
     s.add_argument("--quick", action="store_true", help="fewer single-layer points (for tests)")
@@ -76,8 +105,9 @@ def refuse_unused_options(args):
     # QAT is always calibrated; an impossible --quant with it is refused by the API.
     quant = "int8" if args.optimize == "qat" else args.quant or DEFAULT_QUANT.get(args.optimize, "fp32")
     if args.calib_count is not None and quant not in CALIBRATED_QUANTS:
-        raise UsageError(f"--calib-count applies only to calibrated exports (--quant int8 or int8-io); "
-                         f"{quant} is not calibrated")
+        raise UsageError(
+            f"--calib-count applies only to calibrated exports (--quant int8 or int8-io); {quant} is not calibrated"
+        )
 
 
 def given(args, names):

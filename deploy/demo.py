@@ -24,7 +24,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEMO_MODELS = ("lenet5", "alexnet", "vgg16", "resnet50", "mobilenet_v1", "mobilenet_v2")
-SEGMENTER = dict(backbone="mobilenet_v2", backbone_kwargs={"alpha": 0.35}, output_stride=16, aspp_filters=96, decoder_filters=96)
+SEGMENTER = {
+    "backbone": "mobilenet_v2",
+    "backbone_kwargs": {"alpha": 0.35},
+    "output_stride": 16,
+    "aspp_filters": 96,
+    "decoder_filters": 96,
+}
 SIZE = 80  # DeepLab predicts at stride 4; 80 px keeps the digits' outlines (see bench/segmentation_train.py)
 VIDEO_SIZE = 320
 
@@ -36,16 +42,28 @@ def profile_step(out, report, quick, state):
 
     alexnet = garden.profile("alexnet")
     plot_layers(alexnet, out / "alexnet_layers.png")
-    report += ["## The lecture's cost table: AlexNet at 227x227x3", "", profiler.to_markdown(alexnet), "",
-               "![AlexNet per layer](alexnet_layers.png)", ""]
+    report += [
+        "## The lecture's cost table: AlexNet at 227x227x3",
+        "",
+        profiler.to_markdown(alexnet),
+        "",
+        "![AlexNet per layer](alexnet_layers.png)",
+        "",
+    ]
     results = [alexnet if name == "alexnet" else garden.profile(name) for name in DEMO_MODELS]
     plot_compare(results, out / "compare.png")
-    report += ["## Comparing complexity", "", "| model | input | params | multiply-adds | activations (MB) |",
-               "|---|---|---|---|---|"]
+    report += [
+        "## Comparing complexity",
+        "",
+        "| model | input | params | multiply-adds | activations (MB) |",
+        "|---|---|---|---|---|",
+    ]
     for r in results:
         t = r.total
-        report.append(f"| {r.model} | {'x'.join(map(str, r.input_shape))} | {t['params']:,} | {t['macs']:,} | "
-                      f"{t['memory_kb'] / 1024:,.1f} |")
+        report.append(
+            f"| {r.model} | {'x'.join(map(str, r.input_shape))} | {t['params']:,} | {t['macs']:,} | "
+            f"{t['memory_kb'] / 1024:,.1f} |"
+        )
     report += ["", "![models compared](compare.png)", ""]
 
 
@@ -56,8 +74,10 @@ def lessons_step(out, report, quick, state):
     report += [
         "## The 1x1 bottleneck",
         "",
-        f"28x28x192 -> 32 filters of 5x5: {direct:,} multiply-adds; with a 1x1 reduction to 16 channels "
-        f"first: {reduce:,} + {then:,} = {reduce + then:,} ({direct / (reduce + then):.1f}x fewer).",
+        (
+            f"28x28x192 -> 32 filters of 5x5: {direct:,} multiply-adds; with a 1x1 reduction to 16 channels "
+            f"first: {reduce:,} + {then:,} = {reduce + then:,} ({direct / (reduce + then):.1f}x fewer)."
+        ),
         "",
         "## Depthwise-separable convolution: 1/N + 1/K^2",
         "",
@@ -77,21 +97,39 @@ def train_step(out, report, quick, state):
     held_out = embedded_segmentation(num_images=32 if quick else 200, size=SIZE, seed=1)
     rows = []
     for label, separable, epochs in (("separable", True, 1 if quick else 12), ("standard", False, 1 if quick else 6)):
-        model = garden.create_model("deeplabv3plus", **SEGMENTER, separable=separable, num_classes=11,
-                                    input_shape=(SIZE, SIZE, 3), name=f"deeplabv3plus_{label}")
+        model = garden.create_model(
+            "deeplabv3plus",
+            **SEGMENTER,
+            separable=separable,
+            num_classes=11,
+            input_shape=(SIZE, SIZE, 3),
+            name=f"deeplabv3plus_{label}",
+        )
         run = out / f"train_{label}"
         shutil.rmtree(run, ignore_errors=True)  # a new demo run starts its training afresh
-        summary = fit(model, data=(train, held_out), out=run, epochs=epochs, batch_size=16, lr=3e-3,
-                      verbose=2, tensorboard=False)
+        summary = fit(
+            model, data=(train, held_out), out=run, epochs=epochs, batch_size=16, lr=3e-3, verbose=2, tensorboard=False
+        )
         state[label] = run / "best.keras"
         rows.append(f"| {label} | {epochs} | {summary['wall_s']:.0f} | {summary['metrics']['mean_iou']:.3f} |")
     state["held_out"] = held_out
-    report += ["## Training DeepLabv3+ (MobileNetV2 x0.35) on the embedded data", "",
-               f"{len(train)} training images of {SIZE}x{SIZE}, {len(held_out)} held out; 11 classes "
-               "(background and the ten digits).", "",
-               "| head | epochs | wall (s) | held-out mean IoU |", "|---|---|---|---|", *rows, "",
-               "![separable training curves](train_separable/curves.png)", "",
-               "![held-out predictions](train_separable/overlays.png)", ""]
+    report += [
+        "## Training DeepLabv3+ (MobileNetV2 x0.35) on the embedded data",
+        "",
+        (
+            f"{len(train)} training images of {SIZE}x{SIZE}, {len(held_out)} held out; 11 classes "
+            "(background and the ten digits)."
+        ),
+        "",
+        "| head | epochs | wall (s) | held-out mean IoU |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "![separable training curves](train_separable/curves.png)",
+        "",
+        "![held-out predictions](train_separable/overlays.png)",
+        "",
+    ]
 
 
 def export_step(out, report, quick, state):
@@ -101,9 +139,17 @@ def export_step(out, report, quick, state):
     folder.mkdir(exist_ok=True)
     results = {}
     for label in ("separable", "standard"):
-        results[label] = export(str(state[label]), quant="int8", calib=state["held_out"], check_data=state["held_out"],
-                                out=folder, name=f"deeplabv3plus_{label}_int8", calib_count=32 if quick else 64,
-                                check_count=32 if quick else 100, repeats=5 if quick else 20)
+        results[label] = export(
+            str(state[label]),
+            quant="int8",
+            calib=state["held_out"],
+            check_data=state["held_out"],
+            out=folder,
+            name=f"deeplabv3plus_{label}_int8",
+            calib_count=32 if quick else 64,
+            check_count=32 if quick else 100,
+            repeats=5 if quick else 20,
+        )
         state[f"{label}_tflite"] = results[label].path
     report += ["## Export: full-int8 TFLite, checked by running the file", ""]
     for label, result in results.items():
@@ -131,10 +177,24 @@ def edge_step(out, report, quick, state):
     import cv2
 
     annotated = out / "annotated.mp4"
-    command = [sys.executable, "-m", "edge_app", "--model", str(state["separable_tflite"]),
-               "--compare", str(state["standard_tflite"]), "--source", str(state["video"]), "--headless",
-               "--output", str(annotated), "--threads", "1", "--json"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "edge_app",
+        "--model",
+        str(state["separable_tflite"]),
+        "--compare",
+        str(state["standard_tflite"]),
+        "--source",
+        str(state["video"]),
+        "--headless",
+        "--output",
+        str(annotated),
+        "--threads",
+        "1",
+        "--json",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"edge app failed: {result.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -145,21 +205,35 @@ def edge_step(out, report, quick, state):
     if ok:
         cv2.imwrite(str(out / "annotated_frame.png"), frame)
     stages = ("capture", "preprocess", "inference", "postprocess", "render")
-    report += ["## On the device: `garden-edge` with `--compare`", "",
-               f"Annotated video: `{annotated.resolve()}`", "",
-               "![an annotated frame](annotated_frame.png)", "",
-               "```", " ".join(command[1:]), "```", "",
-               "| stage | median ms |", "|---|---|"]
+    report += [
+        "## On the device: `garden-edge` with `--compare`",
+        "",
+        f"Annotated video: `{annotated.resolve()}`",
+        "",
+        "![an annotated frame](annotated_frame.png)",
+        "",
+        "```",
+        " ".join(command[1:]),
+        "```",
+        "",
+        "| stage | median ms |",
+        "|---|---|",
+    ]
     report += [f"| {stage} | {summary.get(stage, float('nan')):.2f} |" for stage in stages]
     report += [f"| FPS | {summary.get('fps', float('nan')):.1f} |", ""]
     if "compare" in summary:
         ours, twin = summary["model"], summary["compare"]["model"]
         ms_ours, ms_twin = summary["inference"], summary["compare"]["inference"]
-        report += ["### Depthwise-separable against standard convolution, measured on this CPU", "",
-                   "| head | multiply-adds | inference ms (median, 1 thread) |", "|---|---|---|",
-                   f"| separable | {ours['macs']:,} | {ms_ours:.2f} |",
-                   f"| standard | {twin['macs']:,} | {ms_twin:.2f} |",
-                   f"| ratio separable / standard | {ours['macs'] / twin['macs']:.3f} | {ms_ours / ms_twin:.3f} |", ""]
+        report += [
+            "### Depthwise-separable against standard convolution, measured on this CPU",
+            "",
+            "| head | multiply-adds | inference ms (median, 1 thread) |",
+            "|---|---|---|",
+            f"| separable | {ours['macs']:,} | {ms_ours:.2f} |",
+            f"| standard | {twin['macs']:,} | {ms_twin:.2f} |",
+            f"| ratio separable / standard | {ours['macs'] / twin['macs']:.3f} | {ms_ours / ms_twin:.3f} |",
+            "",
+        ]
 
 
 STEPS = (

@@ -55,16 +55,18 @@ class Limit:
 
     def argparse_type(self):
         """The same rule as an argparse ``type`` (``garden.options.number``)."""
-        return number(self.kind, self.low, self.high, low_inclusive=self.low_inclusive,
-                      high_inclusive=self.high_inclusive)
+        return number(
+            self.kind, self.low, self.high, low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive
+        )
 
     def check(self, name, value):
         """Raise a one-line ``GardenError`` unless ``value`` is acceptable for the argument ``name``."""
         if value is None and self.optional:
             return
         if not _is_number(value, self.kind):
-            raise GardenError(f"{name} must be {'an integer' if self.kind is int else 'a finite number'}, "
-                              f"got {value!r}")
+            raise GardenError(
+                f"{name} must be {'an integer' if self.kind is int else 'a finite number'}, got {value!r}"
+            )
         bounds = (self.low, self.high, self.low_inclusive, self.high_inclusive)
         if not in_range(value, *bounds):
             raise GardenError(f"{name} {describe_range(*bounds)}, got {value!r}")
@@ -134,15 +136,26 @@ def export(
     _check_choice("output", output, OUTPUT_KINDS)
     check_io_dtype(io_dtype, quant, format)
     check_name(name)
-    check_numbers(EXPORT_LIMITS, input_size=input_size, max_drop=max_drop, calib_count=calib_count,
-                  check_count=check_count, repeats=repeats)
-    job = prepare(model, input_size=input_size, calib=calib, check_data=check_data, calib_count=calib_count,
-                  check_count=check_count)
+    check_numbers(
+        EXPORT_LIMITS,
+        input_size=input_size,
+        max_drop=max_drop,
+        calib_count=calib_count,
+        check_count=check_count,
+        repeats=repeats,
+    )
+    job = prepare(
+        model,
+        input_size=input_size,
+        calib=calib,
+        check_data=check_data,
+        calib_count=calib_count,
+        check_count=check_count,
+    )
 
     def write(temporary):
         if format == "tflite":
-            convert_tflite(job.model, job.input_shape, quant, job.calib_inputs, temporary, output,
-                           io_dtype or "uint8")
+            convert_tflite(job.model, job.input_shape, quant, job.calib_inputs, temporary, output, io_dtype or "uint8")
         else:
             convert_onnx(job.model, job.input_shape, quant, job.calib_inputs, temporary, output)
 
@@ -176,12 +189,22 @@ def prepare(model, *, input_size=None, calib="digits", check_data=None, calib_co
     check_inputs, check_targets = calibrate.prepare(calibrate.take(check_examples, check_count, seed=1), input_shape)
     if task == "segmentation":  # mean IoU needs labelled pixels, each of a class the model has
         check.check_masks(check_targets, int(keras_model.output_shape[-1]), check_examples.name)
-    return Job(keras_model, model_name, task, input_shape, calib_inputs, calib_targets, check_inputs, check_targets,
-               check_examples)
+    return Job(
+        keras_model,
+        model_name,
+        task,
+        input_shape,
+        calib_inputs,
+        calib_targets,
+        check_inputs,
+        check_targets,
+        check_examples,
+    )
 
 
-def write_checked(job, write, path, *, quant, output="logits", max_drop=None, repeats=30, quantization=None,
-                  extra=None):
+def write_checked(
+    job, write, path, *, quant, output="logits", max_drop=None, repeats=30, quantization=None, extra=None
+):
     """``write(temporary)`` the file, check it against ``job.model``, report it; then put it at ``path``.
 
     On any failure, a quality drop beyond ``max_drop`` included, nothing is left at ``path``.
@@ -197,19 +220,35 @@ def write_checked(job, write, path, *, quant, output="logits", max_drop=None, re
         runner = check.open_runner(temporary)
         artifact = runner.run(job.check_inputs)
         num_classes = int(job.model.output_shape[-1])
-        quality = check.compare(reference, artifact, job.check_targets, task=job.task, output_kind=output,
-                                num_classes=num_classes)
+        quality = check.compare(
+            reference, artifact, job.check_targets, task=job.task, output_kind=output, num_classes=num_classes
+        )
         if max_drop is not None and not quality["drop"] <= max_drop:  # a NaN drop fails too
             raise GardenError(
                 f"{path.name}: {quality['metric']} fell {quality['drop']:.2f} points "
                 f"({quality['float']:.2f} -> {quality['artifact']:.2f}), more than --max-drop {max_drop}; file removed"
             )
-        result = report.build_report(temporary, model_name=job.name, fmt=fmt, quant=quantization or quant,
-                                     input_shape=job.input_shape, check_result=quality, repeats=repeats)
+        result = report.build_report(
+            temporary,
+            model_name=job.name,
+            fmt=fmt,
+            quant=quantization or quant,
+            input_shape=job.input_shape,
+            check_result=quality,
+            repeats=repeats,
+        )
         result["file"] = path.name
         result.update(extra or {})
-        meta = _sidecar(job.model, job.name, job.task, job.input_shape, runner.input_dtype, output,
-                        quantization or quant, job.check_examples)
+        meta = _sidecar(
+            job.model,
+            job.name,
+            job.task,
+            job.input_shape,
+            runner.input_dtype,
+            output,
+            quantization or quant,
+            job.check_examples,
+        )
         write_text(sidecar.sidecar_path(path), sidecar.dumps(meta))
     stem = path.with_suffix("")
     report_json, report_md = Path(f"{stem}.report.json"), Path(f"{stem}.report.md")
@@ -354,7 +393,9 @@ def _refuse_softmax(model, name):
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
     if type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax":
-        raise GardenError(f"{name} ends in a softmax: export logits (classifier_activation=None), int8 flattens a softmax")
+        raise GardenError(
+            f"{name} ends in a softmax: export logits (classifier_activation=None), int8 flattens a softmax"
+        )
 
 
 def _sidecar(model, name, task, input_shape, input_dtype, output, quant, examples):
@@ -364,7 +405,14 @@ def _sidecar(model, name, task, input_shape, input_dtype, output, quant, example
     num_classes = int(model.output_shape[-1])
     names = examples.class_names if len(examples.class_names) == num_classes else ()
     return sidecar.sidecar(
-        model_name=name, task=task, input_shape=input_shape, input_dtype=input_dtype, output_kind=output,
-        num_classes=num_classes, class_names=names, quantization=quant, params=totals["params"],
+        model_name=name,
+        task=task,
+        input_shape=input_shape,
+        input_dtype=input_dtype,
+        output_kind=output,
+        num_classes=num_classes,
+        class_names=names,
+        quantization=quant,
+        params=totals["params"],
         macs=totals["macs"],
     )

@@ -26,13 +26,15 @@ def convert_onnx(model, input_shape, quant, calib_inputs, path, output="logits")
     module = serving_module(model, input_shape, output, uint8_input)
     float_path = f"{path}.float.onnx"
     try:
-        tf2onnx.convert.from_function(module.serve, input_signature=module.serve.input_signature, opset=17,
-                                      output_path=float_path)
+        tf2onnx.convert.from_function(
+            module.serve, input_signature=module.serve.input_signature, opset=17, output_path=float_path
+        )
         quantize_onnx(float_path, path, quant, calib_inputs, uint8_input)
     except GardenError:
         raise
     except Exception as error:  # noqa: BLE001  (tf2onnx and onnxruntime raise many types)
-        raise GardenError(f"ONNX conversion of {model.name} failed: {str(error).strip().splitlines()[0][:300]}") from None
+        first_line = str(error).strip().splitlines()[0][:300]
+        raise GardenError(f"ONNX conversion of {model.name} failed: {first_line}") from None
     finally:
         if os.path.exists(float_path):
             os.unlink(float_path)
@@ -60,8 +62,15 @@ def quantize_onnx(source, target, quant, calib_inputs, uint8_input=False):
         name = onnx.load(source).graph.input[0].name
         for per_channel in (True, False):
             try:
-                quantize_static(source, target, _Reader(name, feeds), quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel)
+                quantize_static(
+                    source,
+                    target,
+                    _Reader(name, feeds),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=per_channel,
+                )
                 return
             except IndexError:  # per-channel trips on scalar constants (hard-swish's 3 and 1/6): per-tensor
                 if not per_channel:

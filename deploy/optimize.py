@@ -21,8 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from deploy import check
-from deploy.export import EXPORT_LIMITS, Limit, _check_choice, check_io_dtype, check_name, check_numbers, prepare
-from deploy.export import scratch_folder, write_checked
+from deploy.export import (
+    EXPORT_LIMITS,
+    Limit,
+    _check_choice,
+    check_io_dtype,
+    check_name,
+    check_numbers,
+    prepare,
+    scratch_folder,
+    write_checked,
+)
 from deploy.quantization import CALIBRATED_QUANTS, QUANTS
 from deploy.tflite import convert_tflite
 from garden.errors import GardenError
@@ -77,21 +86,50 @@ def optimize_and_export(
     for clustering). The file outputs logits (``output="class_map"`` is refused). Training data is
     ``calib``; ``sparsity`` is a fraction in (0, 1).
     """
-    quant = check_optimize_options(technique, format=format, quant=quant, output=output, io_dtype=io_dtype,
-                                   name=name)
-    check_numbers(OPTIMIZE_LIMITS, input_size=input_size, max_drop=max_drop, steps=steps, batch_size=batch_size,
-                  learning_rate=learning_rate, sparsity=sparsity, clusters=clusters, train_count=train_count,
-                  calib_count=calib_count, check_count=check_count, twin_tolerance=twin_tolerance,
-                  repeats=repeats, timeout=timeout)
-    job = prepare(model, input_size=input_size, calib=calib, check_data=check_data,
-                  calib_count=max(train_count, calib_count), check_count=check_count)
+    quant = check_optimize_options(technique, format=format, quant=quant, output=output, io_dtype=io_dtype, name=name)
+    check_numbers(
+        OPTIMIZE_LIMITS,
+        input_size=input_size,
+        max_drop=max_drop,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        sparsity=sparsity,
+        clusters=clusters,
+        train_count=train_count,
+        calib_count=calib_count,
+        check_count=check_count,
+        twin_tolerance=twin_tolerance,
+        repeats=repeats,
+        timeout=timeout,
+    )
+    job = prepare(
+        model,
+        input_size=input_size,
+        calib=calib,
+        check_data=check_data,
+        calib_count=max(train_count, calib_count),
+        check_count=check_count,
+    )
     out = Path(out)
     if not out.is_dir():
         raise GardenError(f"output folder {out} does not exist")
     with scratch_folder() as workdir:
-        _write_job(job, workdir, technique=technique, quant=quant, steps=steps, batch_size=batch_size,
-                   learning_rate=learning_rate, sparsity=sparsity, clusters=clusters, train_count=train_count,
-                   calib_count=calib_count, io_dtype=io_dtype or "uint8", twin_tolerance=twin_tolerance)
+        _write_job(
+            job,
+            workdir,
+            technique=technique,
+            quant=quant,
+            steps=steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            sparsity=sparsity,
+            clusters=clusters,
+            train_count=train_count,
+            calib_count=calib_count,
+            io_dtype=io_dtype or "uint8",
+            twin_tolerance=twin_tolerance,
+        )
         run_worker(workdir, timeout)
         info = json.loads((workdir / "result.json").read_text())
         extra = {"optimization": {"technique": technique, "steps": steps, **info}}
@@ -99,8 +137,16 @@ def optimize_and_export(
             extra["optimization"]["speed"] = pruning_speed(job, workdir, repeats)
         path = out / f"{name or f'{job.name}_{technique}_{quant}'}.tflite"
         label = "qat" if technique == "qat" else quant
-        return write_checked(job, lambda temporary: shutil.copyfile(workdir / "model.tflite", temporary), path,
-                             quant=quant, max_drop=max_drop, repeats=repeats, quantization=label, extra=extra)
+        return write_checked(
+            job,
+            lambda temporary: shutil.copyfile(workdir / "model.tflite", temporary),
+            path,
+            quant=quant,
+            max_drop=max_drop,
+            repeats=repeats,
+            quantization=label,
+            extra=extra,
+        )
 
 
 def check_optimize_options(technique, *, format="tflite", quant=None, output="logits", io_dtype=None, name=None):
@@ -122,8 +168,9 @@ def check_optimize_options(technique, *, format="tflite", quant=None, output="lo
 def _write_job(job, workdir, *, train_count, calib_count, **settings):
     model = job.model
     (workdir / "spec.json").write_text(json.dumps(model.get_config(), default=_jsonable))
-    weights = {f"{layer.name}:{i}": np.asarray(w) for layer in _flat_layers(model)
-               for i, w in enumerate(layer.get_weights())}
+    weights = {
+        f"{layer.name}:{i}": np.asarray(w) for layer in _flat_layers(model) for i, w in enumerate(layer.get_weights())
+    }
     np.savez(workdir / "weights.npz", **weights)
     reference_inputs = job.check_inputs[:8]
     np.savez(
@@ -164,8 +211,14 @@ def run_worker(workdir, timeout=1800):
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     try:
-        done = subprocess.run([sys.executable, "-m", "deploy._tfmot_worker", str(workdir)], env=env, check=False,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy._tfmot_worker", str(workdir)],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         raise GardenError(f"tensorflow-model-optimization worker ran past {timeout} s") from None
     if done.returncode != 0 or not (Path(workdir) / "result.json").exists():
@@ -177,8 +230,11 @@ def pruning_speed(job, workdir, repeats=30):
     """LiteRT fp32 latency: unpruned original vs pruned (dense storage) vs pruned with sparse encoding."""
     original = Path(workdir) / "original_fp32.tflite"
     convert_tflite(job.model, job.input_shape, "fp32", job.calib_inputs, original)
-    files = {"original": original, "pruned_dense": Path(workdir) / "dense_fp32.tflite",
-             "pruned_sparse": Path(workdir) / "sparse_fp32.tflite"}
+    files = {
+        "original": original,
+        "pruned_dense": Path(workdir) / "dense_fp32.tflite",
+        "pruned_sparse": Path(workdir) / "sparse_fp32.tflite",
+    }
     speed = {}
     for label, path in files.items():
         for threads in (1, check.all_threads()):

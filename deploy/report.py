@@ -10,8 +10,21 @@ from deploy.check import all_threads, latency, open_runner
 
 # Ops that only move between integer and float at the edges of a quantized graph.
 _EDGE_OPS = {"QUANTIZE", "DEQUANTIZE", "QuantizeLinear", "DequantizeLinear", "Cast", "CAST"}
-_COMPUTE_ONNX = {"Conv", "MatMul", "Gemm", "ConvTranspose", "Add", "Mul", "Concat", "Resize", "AveragePool",
-                 "GlobalAveragePool", "MaxPool", "Relu", "Clip"}
+_COMPUTE_ONNX = {
+    "Conv",
+    "MatMul",
+    "Gemm",
+    "ConvTranspose",
+    "Add",
+    "Mul",
+    "Concat",
+    "Resize",
+    "AveragePool",
+    "GlobalAveragePool",
+    "MaxPool",
+    "Relu",
+    "Clip",
+}
 
 
 def tflite_ops(path):
@@ -74,8 +87,10 @@ def build_report(path, *, model_name, fmt, quant, input_shape, check_result, rep
 def to_markdown(reports):
     """One row per report: the table the docs and the closing notes show."""
     lines = [
-        ("| model | format | quant | size (KB) | latency median / p90 (ms), 1 thread | all threads | "
-         "metric | float | file | drop | agreement | max diff | float ops |"),
+        (
+            "| model | format | quant | size (KB) | latency median / p90 (ms), 1 thread | all threads | "
+            "metric | float | file | drop | agreement | max diff | float ops |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:

@@ -30,7 +30,9 @@ LAYER_SIZES = (56, 28, 14)
 QUICK_CHANNELS, QUICK_SIZES = (32, 128), (28,)
 
 
-def build_standard_mobilenet_v1(*, alpha=1.0, num_classes=1000, input_shape=(224, 224, 3), name="mobilenet_v1_standard"):
+def build_standard_mobilenet_v1(
+    *, alpha=1.0, num_classes=1000, input_shape=(224, 224, 3), name="mobilenet_v1_standard"
+):
     """MobileNet V1 with each depthwise-separable block replaced by a standard 3x3 convolution."""
     from garden.layers import conv_norm_act
     from garden.models._common import classification_model, model_input
@@ -70,16 +72,25 @@ def model_rows(alpha, input_size, out, repeats):
     import garden
 
     models = {
-        "separable": garden.create_model("mobilenet_v1", alpha=alpha, num_classes=10,
-                                         input_shape=(input_size, input_size, 3)),
+        "separable": garden.create_model(
+            "mobilenet_v1", alpha=alpha, num_classes=10, input_shape=(input_size, input_size, 3)
+        ),
         "standard": build_standard_mobilenet_v1(alpha=alpha, num_classes=10, input_shape=(input_size, input_size, 3)),
     }
     rows = []
     for quant in ("fp32", "int8"):
         timing, macs = {}, {}
         for form, model in models.items():
-            result = export(model, quant=quant, calib="digits", out=out, calib_count=16, check_count=16,
-                            repeats=repeats, name=f"{model.name}_{quant}")
+            result = export(
+                model,
+                quant=quant,
+                calib="digits",
+                out=out,
+                calib_count=16,
+                check_count=16,
+                repeats=repeats,
+                name=f"{model.name}_{quant}",
+            )
             timing[form] = result.report["latency"]["litert_1_thread"]["median_ms"]
             macs[form] = garden.profile(model).total["macs"]
         rows.append(_row(f"MobileNet V1 alpha {alpha}", f"{input_size}x{input_size}", quant, macs, timing, None))
@@ -96,8 +107,10 @@ def layer_rows(channels, sizes, out, repeats):
         for width in channels:
             shape = (size, size, width)
             calib = rng.random((8, *shape), dtype="float32")
-            macs = {"separable": separable_macs(size, size, width, width, 3),
-                    "standard": conv_macs(size, size, width, width, 3)}
+            macs = {
+                "separable": separable_macs(size, size, width, width, 3),
+                "standard": conv_macs(size, size, width, width, 3),
+            }
             for quant in ("fp32", "int8"):
                 timing = {}
                 for form in ("separable", "standard"):
@@ -106,25 +119,33 @@ def layer_rows(channels, sizes, out, repeats):
                     with atomic_path(path) as temporary:
                         convert_tflite(model, shape, quant, calib, temporary)
                         timing[form] = _timed(temporary, shape, repeats)
-                rows.append(_row(f"3x3 layer C=N={width}", f"{size}x{size}", quant, macs, timing,
-                                 separable_ratio(width, 3)))
+                rows.append(
+                    _row(f"3x3 layer C=N={width}", f"{size}x{size}", quant, macs, timing, separable_ratio(width, 3))
+                )
     return rows
 
 
 def _row(what, size, quant, macs, timing, theory):
     return {
-        "what": what, "input": size, "quant": quant,
-        "separable_macs": int(macs["separable"]), "standard_macs": int(macs["standard"]),
-        "macs_ratio": macs["separable"] / macs["standard"], "theory": theory,
-        "separable_ms": timing["separable"], "standard_ms": timing["standard"],
+        "what": what,
+        "input": size,
+        "quant": quant,
+        "separable_macs": int(macs["separable"]),
+        "standard_macs": int(macs["standard"]),
+        "macs_ratio": macs["separable"] / macs["standard"],
+        "theory": theory,
+        "separable_ms": timing["separable"],
+        "standard_ms": timing["standard"],
         "latency_ratio": timing["separable"] / timing["standard"],
     }
 
 
 def to_markdown(rows):
     lines = [
-        ("| what | input | quant | separable MACs | standard MACs | MACs ratio | 1/N + 1/9 | separable ms | "
-         "standard ms | latency ratio |"),
+        (
+            "| what | input | quant | separable MACs | standard MACs | MACs ratio | 1/N + 1/9 | separable ms | "
+            "standard ms | latency ratio |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -151,13 +172,22 @@ def plot(rows, path):
     for quant, marker in (("fp32", "o"), ("int8", "s")):
         for size in sorted({r["input"] for r in layers}, key=lambda s: -int(s.split("x")[0])):
             chosen = [r for r in layers if r["quant"] == quant and r["input"] == size]
-            axis.plot([int(r["what"].split("=")[-1]) for r in chosen], [r["latency_ratio"] for r in chosen],
-                      marker=marker, linestyle=":", label=f"measured, LiteRT {quant}, {size}")
+            axis.plot(
+                [int(r["what"].split("=")[-1]) for r in chosen],
+                [r["latency_ratio"] for r in chosen],
+                marker=marker,
+                linestyle=":",
+                label=f"measured, LiteRT {quant}, {size}",
+            )
     for r in rows:
         if not r["theory"]:
             axis.axhline(r["latency_ratio"], color="grey", linewidth=0.6, linestyle="--")
-            axis.annotate(f"{r['what']} {r['quant']}: measured {r['latency_ratio']:.2f}, MACs {r['macs_ratio']:.2f}",
-                          (channels[0], r["latency_ratio"]), fontsize=7, va="bottom")
+            axis.annotate(
+                f"{r['what']} {r['quant']}: measured {r['latency_ratio']:.2f}, MACs {r['macs_ratio']:.2f}",
+                (channels[0], r["latency_ratio"]),
+                fontsize=7,
+                va="bottom",
+            )
     axis.set_xscale("log", base=2)
     axis.set_xlabel("channels N (= C_in), 3x3 kernel")
     axis.set_ylabel("separable / standard")
@@ -178,8 +208,7 @@ def run_bench(*, input_size=128, alpha=0.5, out="separable_out", repeats=20, qui
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = model_rows(alpha, input_size, out, repeats)
-    rows += layer_rows(QUICK_CHANNELS if quick else LAYER_CHANNELS, QUICK_SIZES if quick else LAYER_SIZES, out,
-                       repeats)
+    rows += layer_rows(QUICK_CHANNELS if quick else LAYER_CHANNELS, QUICK_SIZES if quick else LAYER_SIZES, out, repeats)
     table = to_markdown(rows)
     write_text(out / "separable.md", table + "\n")
     write_text(out / "separable.json", json.dumps(rows, indent=2) + "\n")

@@ -15,8 +15,9 @@ def palette(num_classes):
     return voc_palette(num_classes).tolist()
 
 
-def sidecar(*, model_name, task, input_shape, input_dtype, output_kind, num_classes, class_names,
-            quantization, params, macs):
+def sidecar(
+    *, model_name, task, input_shape, input_dtype, output_kind, num_classes, class_names, quantization, params, macs
+):
     """The sidecar dictionary (``input_shape`` is ``(H, W, C)``)."""
     from garden import __version__
 
@@ -27,9 +28,14 @@ def sidecar(*, model_name, task, input_shape, input_dtype, output_kind, num_clas
         "model": model_name,
         "task": task,
         "input": {
-            "height": height, "width": width, "channels": channels, "layout": "NHWC",
-            "dtype": str(np.dtype(input_dtype)), "scale": 1.0 / 255.0,
-            "mean": [0] * channels, "std": [1] * channels,
+            "height": height,
+            "width": width,
+            "channels": channels,
+            "layout": "NHWC",
+            "dtype": str(np.dtype(input_dtype)),
+            "scale": 1.0 / 255.0,
+            "mean": [0] * channels,
+            "std": [1] * channels,
         },
         "output": {"kind": output_kind, "num_classes": int(num_classes)},
         "class_names": names,

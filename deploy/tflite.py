@@ -14,8 +14,9 @@ from garden.errors import GardenError
 def convert_tflite(model, input_shape, quant, calib_inputs, path, output="logits", io_dtype="uint8"):
     """Write ``model`` as a TFLite file at ``path`` in quantization mode ``quant``."""
     module = serving_module(model, input_shape, output)
-    converter = tflite_converter(module.serve.get_concrete_function(), module, quant, calib_inputs,
-                                 io_dtype=io_dtype, output=output)
+    converter = tflite_converter(
+        module.serve.get_concrete_function(), module, quant, calib_inputs, io_dtype=io_dtype, output=output
+    )
     Path(path).write_bytes(run_converter(converter, model.name))
 
 

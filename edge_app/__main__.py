@@ -4,6 +4,7 @@ Exit codes: see ``EXIT_CODES``. Errors are one line on stderr; set ``GARDEN_DEBU
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -42,30 +43,28 @@ class Parser(argparse.ArgumentParser):
         raise EdgeError(message)
 
 
-def whole_number(low, high):
-    """An argparse type: a whole number from ``low`` to ``high`` (so no NaN, fraction or overflow)."""
+def number_in_range(convert, noun, low, high, span):
+    """An argparse type: ``convert(text)`` (``int`` or ``float``) from ``low`` to ``high``, else one line saying
+    it is not a ``noun`` or must be ``span``."""
 
     def parse(text):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} must be from {low} to {high}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
+        if not low <= value <= high:  # also False for NaN
+            raise argparse.ArgumentTypeError(f"{text!r} must be {span}")
         return value
 
     return parse
 
 
-def fraction(text):
-    """An argparse type: a number from 0 to 1 (NaN and infinity are not)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:  # also False for NaN
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
+def whole_number(low, high):
+    """An argparse type: a whole number from ``low`` to ``high`` (so no NaN, fraction or overflow)."""
+    return number_in_range(int, "whole number", low, high, f"from {low} to {high}")
+
+
+fraction = number_in_range(float, "number", 0.0, 1.0, "between 0 and 1")  # 0 to 1 (NaN and infinity are not)
 
 
 def parse_wxh(text):
@@ -97,52 +96,77 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help=".tflite file (its NAME.json sidecar adds labels, colours, MACs)")
-    p.add_argument("--source", default="0", help="camera index, video, image, folder of images or rtsp://... (default 0)")
-    p.add_argument("--threads", type=whole_number(1, MAX_THREADS), metavar="N", default=min(4, os.cpu_count() or 1),
-                   help=f"LiteRT CPU threads, 1-{MAX_THREADS} (default: up to 4)")
+    p.add_argument(
+        "--source", default="0", help="camera index, video, image, folder of images or rtsp://... (default 0)"
+    )
+    p.add_argument(
+        "--threads",
+        type=whole_number(1, MAX_THREADS),
+        metavar="N",
+        default=min(4, os.cpu_count() or 1),
+        help=f"LiteRT CPU threads, 1-{MAX_THREADS} (default: up to 4)",
+    )
     p.add_argument("--mode", choices=("overlay", "side-by-side", "mask"), default="overlay")
-    p.add_argument("--size", type=parse_wxh, metavar="WxH",
-                   help=f"frame size, sides 1-{MAX_SIDE} (asked of a camera, applied to other sources)")
+    p.add_argument(
+        "--size",
+        type=parse_wxh,
+        metavar="WxH",
+        help=f"frame size, sides 1-{MAX_SIDE} (asked of a camera, applied to other sources)",
+    )
     p.add_argument("--alpha", type=fraction, metavar="A", default=0.5, help="overlay opacity 0-1 (default 0.5)")
-    p.add_argument("--top-k", type=whole_number(1, MAX_TOP_K), metavar="K", default=3,
-                   help=f"classes shown for a classifier, 1-{MAX_TOP_K} (default 3)")
+    p.add_argument(
+        "--top-k",
+        type=whole_number(1, MAX_TOP_K),
+        metavar="K",
+        default=3,
+        help=f"classes shown for a classifier, 1-{MAX_TOP_K} (default 3)",
+    )
     p.add_argument("--headless", action="store_true", help="no window (OpenCV headless builds cannot open one)")
-    p.add_argument("--output", metavar="FILE", help="write the annotated frames to a video (.mp4, .avi) or an image; it is put in "
-                                    "place only once it is complete and plays back")
-    p.add_argument("--benchmark", type=whole_number(1, MAX_BENCHMARK), metavar="N",
-                   help=f"time N frames, 1-{MAX_BENCHMARK} (source looped), and print median/p90")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the annotated frames to a video (.mp4, .avi) or an image; "
+        "it is put in place only once it is complete and plays back",
+    )
+    p.add_argument(
+        "--benchmark",
+        type=whole_number(1, MAX_BENCHMARK),
+        default=0,
+        metavar="N",
+        help=f"time N frames, 1-{MAX_BENCHMARK} (source looped), and print median/p90",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("--compare", metavar="OTHER.tflite", help="run a second model on the same frames, side by side")
-    p.add_argument("--serve", type=serve_address, metavar="HOST:PORT",
-                   help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)")
+    p.add_argument(
+        "--serve",
+        type=serve_address,
+        metavar="HOST:PORT",
+        help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)",
+    )
     p.add_argument("--loop", action="store_true", help="start a video, image or folder again when it ends")
-    p.add_argument("--max-frames", type=whole_number(1, MAX_FRAMES), default=0, metavar="N",
-                   help=f"stop after N frames (at most {MAX_FRAMES:,})")
-    p.add_argument("--retries", type=whole_number(0, MAX_RETRIES), default=3, metavar="N",
-                   help=f"reconnection attempts when a camera or stream drops, 0-{MAX_RETRIES} (default 3)")
+    p.add_argument(
+        "--max-frames",
+        type=whole_number(1, MAX_FRAMES),
+        default=0,
+        metavar="N",
+        help=f"stop after N frames (at most {MAX_FRAMES:,})",
+    )
+    p.add_argument(
+        "--retries",
+        type=whole_number(0, MAX_RETRIES),
+        default=3,
+        metavar="N",
+        help=f"reconnection attempts when a camera or stream drops, 0-{MAX_RETRIES} (default 3)",
+    )
     return p
 
 
 def options_from(args):
+    """The parsed command line as :class:`edge_app.app.Options` (each option under the field of its name)."""
     from edge_app.app import Options
 
-    return Options(
-        model=args.model,
-        source=args.source,
-        threads=args.threads,
-        mode=args.mode,
-        size=args.size,
-        headless=args.headless,
-        output=args.output,
-        benchmark=args.benchmark or 0,
-        compare=args.compare,
-        serve=args.serve,
-        alpha=args.alpha,
-        top_k=args.top_k,
-        loop=args.loop,
-        max_frames=args.max_frames,
-        retries=args.retries,
-    )
+    given = vars(args)
+    return Options(**{f.name: given[f.name] for f in dataclasses.fields(Options) if f.name in given})
 
 
 def _quiet_opencv():
@@ -169,7 +193,8 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         _quiet_opencv()
         _stop_on_sigterm()
-        from edge_app.app import format_summary, run
+        from edge_app.app import run
+        from edge_app.summary import format_summary
 
         result = run(options_from(args))
     except EdgeError as error:

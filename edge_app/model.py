@@ -138,7 +138,8 @@ def _single_input(interpreter, path):
     if len(inputs) != 1:
         raise EdgeError(f"{path} has {len(inputs)} inputs; the app feeds models with one image input")
     if np.dtype(inputs[0]["dtype"]) not in _IMAGE_DTYPES:
-        raise EdgeError(f"{path} takes {np.dtype(inputs[0]['dtype']).name} input; the app feeds float32, uint8 or int8 images")
+        kind = np.dtype(inputs[0]["dtype"]).name
+        raise EdgeError(f"{path} takes {kind} input; the app feeds float32, uint8 or int8 images")
     return inputs[0]
 
 

@@ -11,7 +11,8 @@ _CV_MAX_CHANNELS = 512
 
 @dataclass(frozen=True)
 class Segmentation:
-    """``mask``: uint8 (or uint16) class per pixel at the model's resolution; ``areas``: (class, fraction), largest first."""
+    """``mask``: uint8 (or uint16) class per pixel at the model's resolution; ``areas``: (class, fraction),
+    largest first."""
 
     mask: np.ndarray
     areas: tuple

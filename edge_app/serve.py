@@ -35,7 +35,8 @@ async function refresh() {{
     const s = await (await fetch("/stats.json", {{cache: "no-store"}})).json();
     const rows = Object.entries(s.stages || {{}}).map(([k, v]) => `<tr><td>${{k}}</td><td>${{v.toFixed(2)}}</td></tr>`);
     document.getElementById("stats").innerHTML =
-      `<tr><th>stage</th><th>ms (median)</th></tr><tr><td>FPS</td><td>${{(s.fps || 0).toFixed(1)}}</td></tr>` + rows.join("");
+      `<tr><th>stage</th><th>ms (median)</th></tr>` +
+      `<tr><td>FPS</td><td>${{(s.fps || 0).toFixed(1)}}</td></tr>` + rows.join("");
   }} catch (e) {{}}
 }}
 setInterval(refresh, 1000); refresh();

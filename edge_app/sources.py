@@ -54,7 +54,9 @@ def open_source(spec, size=None, loop=False, retries=3, retry_delay=0.5):
     if path.is_dir():
         return FolderSource(path, size, loop)
     if not path.exists():
-        raise EdgeError(f"source {spec} does not exist (give a camera index, a video, an image, a folder or rtsp://...)")
+        raise EdgeError(
+            f"source {spec} does not exist (give a camera index, a video, an image, a folder or rtsp://...)"
+        )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return FolderSource(path, size, loop, files=[path])
     return VideoSource(path, size, loop)

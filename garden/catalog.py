@@ -83,111 +83,138 @@ def _method(name, method):
     _ENTRIES.append(Entry(name, "ssl", f"garden.ssl.methods.{method}", _METHODS[method]))
 
 
-def _classifier(name, family, published=None, application=None, transfer=None, **architecture):
-    weights = Weights(application, f"garden.models.{transfer}") if application else None
-    _model(name, "classification", family, published, weights, **architecture)
+def _classifier(name, family, weights=None, **architecture):
+    """A classification row; ``weights`` is ``(keras.applications name, "family:transfer")``."""
+    weights = Weights(weights[0], f"garden.models.{weights[1]}") if weights else None
+    _model(name, "classification", family, PUBLISHED.get(name), weights, **architecture)
 
+
+# ---------------------------------------------------------------- published figures
+
+_VGG = "Simonyan & Zisserman 2015, Table 2; exact params and MACs torchvision"
+_GOOGLENET = "params BVLC bvlc_googlenet; MACs Szegedy et al. 2015, Table 1 (conv1 row 34M, recomputed 118M)"
+_HE = "He et al. 2016, Table 1; params torchvision"
+_HU = "Hu et al. 2018, Table 2; params torchvision"
+_SE = "Hu et al. 2018, Table 2; params of the released model"
+_DENSENET = "torchvision (Huang et al. 2017, Table 1 layout)"
+_XCEPTION = (
+    "Chollet 2017, Table 3 (trainable parameters); the paper gives no multiply-adds, 8.4 G at 299 is the commonly "
+    "cited figure"
+)
+_INCEPTION_RESNET = (
+    "Keras applications table (55.9 M parameters); 13.2 G multiply-adds at 299 as commonly cited; Szegedy et al. "
+    "2017 give neither"
+)
+_BN = {"bias_before_norm": True}
+# name: (params, multiply-adds, source[, extra keys])
+_FIGURES = {
+    "vgg11": (132_863_336, 7.61e9, _VGG),
+    "vgg13": (133_047_848, 11.31e9, _VGG),
+    "vgg16": (138_357_544, 15.47e9, _VGG),
+    "vgg19": (143_667_240, 19.63e9, _VGG),
+    "vgg11_bn": (132_868_840, 7.61e9, "torchvision", _BN),
+    "vgg13_bn": (133_053_736, 11.31e9, "torchvision", _BN),
+    "vgg16_bn": (138_365_992, 15.47e9, "torchvision", _BN),
+    "vgg19_bn": (143_678_248, 19.63e9, "torchvision", _BN),
+    "googlenet": (6_998_552, 1.502e9, _GOOGLENET, {"macs_errata": 118_013_952 - 34_000_000}),
+    "resnet18": (11_689_512, 1.8e9, _HE),
+    "resnet34": (21_797_672, 3.6e9, _HE),
+    "resnet50": (25_557_032, 3.86e9, _HU),
+    "resnet101": (44_549_160, 7.58e9, _HU),
+    "resnet152": (60_192_808, 11.30e9, _HU),
+    "resnext50_32x4d": (25_028_904, 4.23e9, "torchvision (Xie et al. 2017: 4.2 G)"),
+    "resnext101_32x8d": (88_791_336, 16.41e9, "torchvision"),
+    "se_resnet50": (28_088_024, 3.87e9, _SE),
+    "se_resnet101": (49_326_872, 7.60e9, _SE),
+    "se_resnet152": (66_821_848, 11.32e9, _SE),
+    "se_resnext50_32x4d": (27_559_896, 4.25e9, _SE),
+    "densenet121": (7_978_856, 2.83e9, _DENSENET),
+    "densenet169": (14_149_480, 3.36e9, _DENSENET),
+    "densenet201": (20_013_928, 4.29e9, _DENSENET),
+    "mobilenet_v1": (4.2e6, 569e6, "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"),
+    "mobilenet_v2": (3.4e6, 300e6, "Sandler et al. 2018, Table 4"),
+    "mobilenet_v3_large": (5.4e6, 219e6, "Howard et al. 2019, Table 3"),
+    "mobilenet_v3_small": (2.5e6, 56e6, "Howard et al. 2019, Table 3"),
+    "xception": (22_855_952, 8.4e9, _XCEPTION),
+    "inception_resnet_v2": (55.8e6, 13.2e9, _INCEPTION_RESNET),
+}
+PUBLISHED = {
+    name: {"params": row[0], "macs": row[1], "source": row[2], **(row[3] if len(row) > 3 else {})}
+    for name, row in _FIGURES.items()
+}
 
 # ---------------------------------------------------------------- classification
 
 _classifier("lenet5", "lenet:build_lenet5")
 _classifier("alexnet", "alexnet:build_alexnet")
 
-_VGG_TV = "Simonyan & Zisserman 2015, Table 2; exact params and MACs torchvision"
-_VGG = {  # depth: (convolutions per stage, params, params with batch norm, multiply-adds)
-    11: ((1, 1, 2, 2, 2), 132_863_336, 132_868_840, 7.61e9),
-    13: ((2, 2, 2, 2, 2), 133_047_848, 133_053_736, 11.31e9),
-    16: ((2, 2, 3, 3, 3), 138_357_544, 138_365_992, 15.47e9),
-    19: ((2, 2, 4, 4, 4), 143_667_240, 143_678_248, 19.63e9),
-}
-for _depth, (_convs, _params, _params_bn, _macs) in _VGG.items():
-    _weights = {"application": f"VGG{_depth}", "transfer": "vgg:transfer"} if _depth in (16, 19) else {}
-    _classifier(f"vgg{_depth}", "vgg:build_vgg", {"params": _params, "macs": _macs, "source": _VGG_TV},
-                convs_per_stage=_convs, **_weights)
-    _classifier(f"vgg{_depth}_bn", "vgg:build_vgg",
-                {"params": _params_bn, "macs": _macs, "source": "torchvision", "bias_before_norm": True},
-                convs_per_stage=_convs, batch_norm=True)
+_VGG_CONVS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
+for _depth, _convs in _VGG_CONVS.items():
+    _weights = (f"VGG{_depth}", "vgg:transfer") if _depth in (16, 19) else None
+    _classifier(f"vgg{_depth}", "vgg:build_vgg", _weights, convs_per_stage=_convs)
+    _classifier(f"vgg{_depth}_bn", "vgg:build_vgg", convs_per_stage=_convs, batch_norm=True)
 
-_classifier("googlenet", "googlenet:build_googlenet", {
-    "params": 6_998_552,
-    "macs": 1.502e9,
-    "source": "params BVLC bvlc_googlenet; MACs Szegedy et al. 2015, Table 1 (conv1 row 34M, recomputed 118M)",
-    "macs_errata": 118_013_952 - 34_000_000,
-})
+_classifier("googlenet", "googlenet:build_googlenet")
 
-_HE = "He et al. 2016, Table 1; params torchvision"
-_HU = "Hu et al. 2018, Table 2; params torchvision"
-_SE = "Hu et al. 2018, Table 2; params of the released model"
 _DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 _RESNEXT = {"groups": 32, "width_per_group": 4, "stride_in": "3x3"}
 _SE_RATIO = {"se_ratio": 1 / 16}
-_RESNETS = {  # name: (published params, multiply-adds, source, keras.applications, architecture)
-    "resnet18": (11_689_512, 1.8e9, _HE, None, {"block": "basic", "depths": _DEPTHS[18]}),
-    "resnet34": (21_797_672, 3.6e9, _HE, None, {"block": "basic", "depths": _DEPTHS[34]}),
-    "resnet50": (25_557_032, 3.86e9, _HU, "ResNet50", {"depths": _DEPTHS[50]}),
-    "resnet101": (44_549_160, 7.58e9, _HU, "ResNet101", {"depths": _DEPTHS[101]}),
-    "resnet152": (60_192_808, 11.30e9, _HU, "ResNet152", {"depths": _DEPTHS[152]}),
-    "resnext50_32x4d": (25_028_904, 4.23e9, "torchvision (Xie et al. 2017: 4.2 G)", None,
-                        {"depths": _DEPTHS[50], **_RESNEXT}),
-    "resnext101_32x8d": (88_791_336, 16.41e9, "torchvision", None,
-                         {"depths": _DEPTHS[101], **_RESNEXT, "width_per_group": 8}),
-    "se_resnet50": (28_088_024, 3.87e9, _SE, None, {"depths": _DEPTHS[50], **_SE_RATIO}),
-    "se_resnet101": (49_326_872, 7.60e9, _SE, None, {"depths": _DEPTHS[101], **_SE_RATIO}),
-    "se_resnet152": (66_821_848, 11.32e9, _SE, None, {"depths": _DEPTHS[152], **_SE_RATIO}),
-    "se_resnext50_32x4d": (27_559_896, 4.25e9, _SE, None, {"depths": _DEPTHS[50], **_RESNEXT, **_SE_RATIO}),
+_RESNETS = {
+    "resnet18": {"block": "basic", "depths": _DEPTHS[18]},
+    "resnet34": {"block": "basic", "depths": _DEPTHS[34]},
+    "resnet50": {"depths": _DEPTHS[50]},
+    "resnet101": {"depths": _DEPTHS[101]},
+    "resnet152": {"depths": _DEPTHS[152]},
+    "resnext50_32x4d": {"depths": _DEPTHS[50], **_RESNEXT},
+    "resnext101_32x8d": {"depths": _DEPTHS[101], **_RESNEXT, "width_per_group": 8},
+    "se_resnet50": {"depths": _DEPTHS[50], **_SE_RATIO},
+    "se_resnet101": {"depths": _DEPTHS[101], **_SE_RATIO},
+    "se_resnet152": {"depths": _DEPTHS[152], **_SE_RATIO},
+    "se_resnext50_32x4d": {"depths": _DEPTHS[50], **_RESNEXT, **_SE_RATIO},
 }
-for _name, (_params, _macs, _source, _application, _architecture) in _RESNETS.items():
-    _weights = {"application": _application, "transfer": "transfer:transfer_by_name"} if _application else {}
-    _classifier(_name, "resnet:build_resnet", {"params": _params, "macs": _macs, "source": _source},
-                **_weights, **_architecture)
+for _name, _architecture in _RESNETS.items():
+    _weights = (
+        (f"ResNet{_name[6:]}", "transfer:transfer_by_name") if _name in ("resnet50", "resnet101", "resnet152") else None
+    )
+    _classifier(_name, "resnet:build_resnet", _weights, **_architecture)
 
-_DENSENET_TV = "torchvision (Huang et al. 2017, Table 1 layout)"
-for _depth, (_blocks, _params, _macs) in {
-    121: ((6, 12, 24, 16), 7_978_856, 2.83e9),
-    169: ((6, 12, 32, 32), 14_149_480, 3.36e9),
-    201: ((6, 12, 48, 32), 20_013_928, 4.29e9),
-}.items():
-    _classifier(f"densenet{_depth}", "densenet:build_densenet", {"params": _params, "macs": _macs, "source": _DENSENET_TV},
-                f"DenseNet{_depth}", "densenet:transfer", blocks=_blocks)
+for _depth, _blocks in {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32)}.items():
+    _classifier(
+        f"densenet{_depth}", "densenet:build_densenet", (f"DenseNet{_depth}", "densenet:transfer"), blocks=_blocks
+    )
 
-_classifier("mobilenet_v1", "mobilenet:build_mobilenet_v1",
-            {"params": 4.2e6, "macs": 569e6, "source": "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"},
-            "MobileNet", "mobilenet:transfer_mobilenet_v1", alpha=1.0)
-_classifier("mobilenet_v2", "mobilenet:build_mobilenet_v2",
-            {"params": 3.4e6, "macs": 300e6, "source": "Sandler et al. 2018, Table 4"},
-            "MobileNetV2", "mobilenet:transfer_mobilenet_v2", alpha=1.0)
-_classifier("mobilenet_v3_large", "mobilenet_v3:build_mobilenet_v3",
-            {"params": 5.4e6, "macs": 219e6, "source": "Howard et al. 2019, Table 3"},
-            "MobileNetV3Large", "mobilenet_v3:transfer_large", blocks="large", last_channels=1280)
-_classifier("mobilenet_v3_small", "mobilenet_v3:build_mobilenet_v3",
-            {"params": 2.5e6, "macs": 56e6, "source": "Howard et al. 2019, Table 3"},
-            "MobileNetV3Small", "mobilenet_v3:transfer_small", blocks="small", last_channels=1024)
-_classifier("xception", "xception:build_xception", {
-    "params": 22_855_952,
-    "macs": 8.4e9,
-    "source": "Chollet 2017, Table 3 (trainable parameters); the paper gives no multiply-adds, 8.4 G at 299 is the "
-    "commonly cited figure",
-}, "Xception", "xception:transfer_xception")
-_classifier("inception_resnet_v2", "inception_resnet_v2:build_inception_resnet_v2", {
-    "params": 55.8e6,
-    "macs": 13.2e9,
-    "source": "Keras applications table (55.9 M parameters); 13.2 G multiply-adds at 299 as commonly cited; "
-    "Szegedy et al. 2017 give neither",
-}, "InceptionResNetV2", "inception_resnet_v2:transfer_inception_resnet_v2")
+_classifier("mobilenet_v1", "mobilenet:build_mobilenet_v1", ("MobileNet", "mobilenet:transfer_mobilenet_v1"), alpha=1.0)
+_classifier(
+    "mobilenet_v2", "mobilenet:build_mobilenet_v2", ("MobileNetV2", "mobilenet:transfer_mobilenet_v2"), alpha=1.0
+)
+for _size, _last in (("large", 1280), ("small", 1024)):
+    _classifier(
+        f"mobilenet_v3_{_size}",
+        "mobilenet_v3:build_mobilenet_v3",
+        (f"MobileNetV3{_size.title()}", f"mobilenet_v3:transfer_{_size}"),
+        blocks=_size,
+        last_channels=_last,
+    )
+_classifier("xception", "xception:build_xception", ("Xception", "xception:transfer_xception"))
+_IRV2 = ("InceptionResNetV2", "inception_resnet_v2:transfer_inception_resnet_v2")
+_classifier("inception_resnet_v2", "inception_resnet_v2:build_inception_resnet_v2", _IRV2)
 _classifier("small_cnn", "small_cnn:build_small_cnn")
 
 # Published figures at other widths and resolutions: (model, overrides, params, multiply-adds, source).
-PUBLISHED_VARIANTS = tuple(dict(zip(("model", "overrides", "params", "macs", "source"), row)) for row in (
-    ("mobilenet_v1", {"alpha": 0.75}, 2.6e6, 325e6, "Howard et al. 2017, Table 6"),
-    ("mobilenet_v1", {"alpha": 0.5}, 1.3e6, 149e6, "Howard et al. 2017, Table 6"),
-    ("mobilenet_v1", {"alpha": 0.25}, 0.5e6, 41e6, "Howard et al. 2017, Table 6"),
-    ("mobilenet_v1", {"input_shape": (192, 192, 3)}, 4.2e6, 418e6, "Howard et al. 2017, Table 7"),
-    ("mobilenet_v1", {"input_shape": (160, 160, 3)}, 4.2e6, 290e6, "Howard et al. 2017, Table 7"),
-    ("mobilenet_v1", {"input_shape": (128, 128, 3)}, 4.2e6, 186e6, "Howard et al. 2017, Table 7"),
-    ("mobilenet_v2", {"alpha": 1.4}, 6.9e6, 585e6, "Sandler et al. 2018, Table 4"),
-    ("mobilenet_v3_large", {"alpha": 0.75}, 4.0e6, 155e6, "Howard et al. 2019, Table 3"),
-    ("mobilenet_v3_small", {"alpha": 0.75}, 2.0e6, 44e6, "Howard et al. 2019, Table 3"),
-))
+PUBLISHED_VARIANTS = tuple(
+    dict(zip(("model", "overrides", "params", "macs", "source"), row))
+    for row in (
+        ("mobilenet_v1", {"alpha": 0.75}, 2.6e6, 325e6, "Howard et al. 2017, Table 6"),
+        ("mobilenet_v1", {"alpha": 0.5}, 1.3e6, 149e6, "Howard et al. 2017, Table 6"),
+        ("mobilenet_v1", {"alpha": 0.25}, 0.5e6, 41e6, "Howard et al. 2017, Table 6"),
+        ("mobilenet_v1", {"input_shape": (192, 192, 3)}, 4.2e6, 418e6, "Howard et al. 2017, Table 7"),
+        ("mobilenet_v1", {"input_shape": (160, 160, 3)}, 4.2e6, 290e6, "Howard et al. 2017, Table 7"),
+        ("mobilenet_v1", {"input_shape": (128, 128, 3)}, 4.2e6, 186e6, "Howard et al. 2017, Table 7"),
+        ("mobilenet_v2", {"alpha": 1.4}, 6.9e6, 585e6, "Sandler et al. 2018, Table 4"),
+        ("mobilenet_v3_large", {"alpha": 0.75}, 4.0e6, 155e6, "Howard et al. 2019, Table 3"),
+        ("mobilenet_v3_small", {"alpha": 0.75}, 2.0e6, 44e6, "Howard et al. 2019, Table 3"),
+    )
+)
 
 # ---------------------------------------------------------------- segmentation
 

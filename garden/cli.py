@@ -148,7 +148,8 @@ def run_cost(args):
 
 def build_model(name, input_size):
     """Create a registered model at ``input_size`` (N, HxW or HxWxC text, or None): one-line errors."""
-    from garden.registry import build_model as build, get_entry
+    from garden.registry import build_model as build
+    from garden.registry import get_entry
 
     if not input_size:
         return build(name)

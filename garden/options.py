@@ -22,7 +22,9 @@ def number(kind=float, low=None, high=None, *, low_inclusive=True, high_inclusiv
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if not in_range(value, low, high, low_inclusive, high_inclusive):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: {describe_range(low, high, low_inclusive, high_inclusive)}")
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: {describe_range(low, high, low_inclusive, high_inclusive)}"
+            )
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages

@@ -74,7 +74,9 @@ class ModelEntry:
 
 
 def _from_catalog(row):
-    return ModelEntry(row.name, row.builder, row.task, dict(row.architecture), row.description, row.published, row.weights)
+    return ModelEntry(
+        row.name, row.builder, row.task, dict(row.architecture), row.description, row.published, row.weights
+    )
 
 
 _ENTRIES = {name: _from_catalog(row) for name, row in CATALOG.items()}

@@ -10,7 +10,7 @@ import math
 import os
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,8 +20,8 @@ import pytest
 from keras import layers
 
 import garden
-from garden.errors import GardenError
 from garden.catalog import published_figures
+from garden.errors import GardenError
 from garden.registry import get_entry
 from garden.weights import from_keras_applications, transferable_models
 from helpers import assert_roundtrip
@@ -53,7 +53,7 @@ def _pixels(shape, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (batch, *shape)).astype("float32")
 
 
-@lru_cache(maxsize=None)
+@cache
 def at_default_size(name):
     """Build the model once at its default input size: its logits for one image and its cost table.
 
@@ -82,9 +82,7 @@ def _representatives():
     kinds = {}
     for name in MODELS:
         entry = get_entry(name)
-        flags = tuple(
-            sorted((k, v) for k, v in entry.architecture.items() if isinstance(v, (str, bool, float)))
-        )
+        flags = tuple(sorted((k, v) for k, v in entry.architecture.items() if isinstance(v, (str, bool, float))))
         kinds.setdefault((entry.builder, flags), []).append(name)
     return sorted(min(names, key=lambda n: (len(n), n)) for names in kinds.values())
 
@@ -168,8 +166,12 @@ def _perturbed_reference(application, shape):
         weights = layer.get_weights()
         if isinstance(layer, layers.BatchNormalization):
             gamma, beta, mean, variance = (w.shape for w in weights)
-            weights = [rng.uniform(0.5, 1.5, gamma), rng.normal(0, 0.2, beta), rng.normal(0, 0.2, mean),
-                       rng.uniform(0.5, 1.5, variance)]
+            weights = [
+                rng.uniform(0.5, 1.5, gamma),
+                rng.normal(0, 0.2, beta),
+                rng.normal(0, 0.2, mean),
+                rng.uniform(0.5, 1.5, variance),
+            ]
         elif len(weights) == 2:
             weights = [weights[0], rng.normal(0, 0.05, weights[1].shape)]
         layer.set_weights([np.asarray(w, dtype="float32") for w in weights])
@@ -189,7 +191,7 @@ def test_weight_transfer_matches_keras_applications(name):
     reference = _perturbed_reference(transferable_models()[name], shape)
     model = garden.create_model(name, input_shape=shape, num_classes=10)
     # Convolution biases in front of batch norm are the only difference in count (garden drops them).
-    biases = lambda m: sum(l.filters for l in m.layers if _is_conv(l) and l.use_bias)  # noqa: E731
+    biases = lambda m: sum(layer.filters for layer in m.layers if _is_conv(layer) and layer.use_bias)  # noqa: E731
     assert reference.count_params() - model.count_params() == biases(reference) - biases(model)
     from_keras_applications(model, reference)
     x = _pixels(shape, batch=2, seed=3)
@@ -249,8 +251,15 @@ def test_googlenet_auxiliary_classifiers(tmp_path):
 # table's own filter counts: conv1 (34 M listed, 118 M computed) and inception 5a (54 M listed; its
 # filters give 51 M, and the released model has them), so they are left out here.
 GOOGLENET_TABLE_1 = {
-    "conv2": 360, "inception3a": 128, "inception3b": 304, "inception4a": 73, "inception4b": 88,
-    "inception4c": 100, "inception4d": 119, "inception4e": 170, "inception5b": 71,
+    "conv2": 360,
+    "inception3a": 128,
+    "inception3b": 304,
+    "inception4a": 73,
+    "inception4b": 88,
+    "inception4c": 100,
+    "inception4d": 119,
+    "inception4e": 170,
+    "inception5b": 71,
 }
 
 

@@ -112,10 +112,13 @@ def test_console_script_and_module_entry_keep_the_terminal_clean():
     listed = subprocess.run([script, "models"], capture_output=True, text=True, timeout=300, env=env)
     assert listed.returncode == 0 and listed.stderr == "", listed.stderr
     assert "alexnet" in listed.stdout
-    wrong = subprocess.run([sys.executable, "-m", "garden", "profile", "alexnett"], capture_output=True, text=True,
-                           timeout=300, env=env)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "garden", "profile", "alexnett"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert wrong.returncode == 2
-    assert wrong.stderr.splitlines() == ["garden: error: unknown model 'alexnett'; did you mean alexnet, lenet5, googlenet?"]
+    assert wrong.stderr.splitlines() == [
+        "garden: error: unknown model 'alexnett'; did you mean alexnet, lenet5, googlenet?"
+    ]
 
 
 @pytest.mark.parametrize("script", ["ssl_digits.py", "segmentation_train.py"])
@@ -124,7 +127,12 @@ def test_bench_scripts_start_without_tensorflow_lines(script):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = _user_environment()
     env["PYTHONPATH"] = root
-    shown = subprocess.run([sys.executable, os.path.join(root, "bench", script), "--help"], capture_output=True,
-                           text=True, timeout=300, env=env)
+    shown = subprocess.run(
+        [sys.executable, os.path.join(root, "bench", script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert shown.returncode == 0 and shown.stderr == "", shown.stderr
     assert shown.stdout.startswith("usage:")

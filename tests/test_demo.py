@@ -10,8 +10,14 @@ from deploy import demo
 def test_quick_demo_writes_the_report_video_and_pictures(tmp_path):
     assert demo.main(["--quick", "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
-    for section in ("AlexNet at 227x227x3", "The 1x1 bottleneck", "Training DeepLabv3+", "full-int8 TFLite",
-                    "garden-edge", "ratio separable / standard"):
+    for section in (
+        "AlexNet at 227x227x3",
+        "The 1x1 bottleneck",
+        "Training DeepLabv3+",
+        "full-int8 TFLite",
+        "garden-edge",
+        "ratio separable / standard",
+    ):
         assert section in report
     for picture in ("alexnet_layers.png", "compare.png", "annotated_frame.png", "train_separable/curves.png"):
         assert cv2.imread(str(tmp_path / picture)) is not None, picture

@@ -16,8 +16,19 @@ from deploy.export import resolve_model
 from garden.data import ArrayExamples
 from garden.errors import GardenError
 
-SIDECAR_KEYS = {"format_version", "model", "task", "input", "output", "class_names", "colors", "quantization",
-                "params", "macs", "garden_version"}
+SIDECAR_KEYS = {
+    "format_version",
+    "model",
+    "task",
+    "input",
+    "output",
+    "class_names",
+    "colors",
+    "quantization",
+    "params",
+    "macs",
+    "garden_version",
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +82,15 @@ def _assert_exported(result, model, quant):
 
 @pytest.mark.parametrize("quant", deploy.QUANTS)
 def test_tflite_every_quant_matches_keras(tiny_classifier, tmp_path, quant):
-    result = deploy.export(tiny_classifier, quant=quant, calib="digits", out=tmp_path, calib_count=32,
-                           check_count=64, repeats=3)
+    result = deploy.export(
+        tiny_classifier, quant=quant, calib="digits", out=tmp_path, calib_count=32, check_count=64, repeats=3
+    )
     report = _assert_exported(result, tiny_classifier, quant)
     quality = report["quality"]
     assert quality["metric"] == "accuracy" and quality["float"] > 30  # it learned something
     assert quality["drop"] <= 5 and quality["agreement"] >= 85
-    tolerance = {"fp32": 1e-4, "fp16": 0.05, "dynamic": 0.5, "int8": 1.5, "int8-io": 1.5}[quant]  # logits, not probabilities
+    # logits, not probabilities
+    tolerance = {"fp32": 1e-4, "fp16": 0.05, "dynamic": 0.5, "int8": 1.5, "int8-io": 1.5}[quant]
     assert quality["max_abs_diff"] < tolerance
     # The file really runs standalone, with the input type the sidecar says.
     runner = check.LiteRTRunner(result.path)
@@ -90,8 +103,16 @@ def test_tflite_every_quant_matches_keras(tiny_classifier, tmp_path, quant):
 
 @pytest.mark.parametrize("quant", deploy.QUANTS)
 def test_onnx_every_quant(tiny_classifier, tmp_path, quant):
-    result = deploy.export(tiny_classifier, format="onnx", quant=quant, calib="digits", out=tmp_path,
-                           calib_count=32, check_count=64, repeats=3)
+    result = deploy.export(
+        tiny_classifier,
+        format="onnx",
+        quant=quant,
+        calib="digits",
+        out=tmp_path,
+        calib_count=32,
+        check_count=64,
+        repeats=3,
+    )
     report = _assert_exported(result, tiny_classifier, quant)
     assert report["quality"]["agreement"] >= 85
     assert set(report["latency"]) == {"onnxruntime_1_thread", f"onnxruntime_{check.all_threads()}_threads"}
@@ -99,8 +120,7 @@ def test_onnx_every_quant(tiny_classifier, tmp_path, quant):
 
 def test_segmenter_class_map_int8_io(tiny_segmenter, tmp_path):
     data = shapes_segmentation(num_images=8, size=32)
-    result = deploy.export(tiny_segmenter, quant="int8-io", output="class_map", calib=data, out=tmp_path,
-                           repeats=2)
+    result = deploy.export(tiny_segmenter, quant="int8-io", output="class_map", calib=data, out=tmp_path, repeats=2)
     report = _assert_exported(result, tiny_segmenter, "int8-io")
     assert report["quality"]["metric"] == "mean_iou"
     assert "ARG_MAX" in report["ops"] and "RESIZE_BILINEAR" in report["ops"]
@@ -112,8 +132,16 @@ def test_segmenter_class_map_int8_io(tiny_segmenter, tmp_path):
 
 def test_max_drop_fails_and_leaves_nothing(tiny_classifier, tmp_path):
     with pytest.raises(GardenError, match="max-drop"):
-        deploy.export(tiny_classifier, quant="int8", calib="digits", out=tmp_path, max_drop=-1, calib_count=8,
-                      check_count=8, repeats=1)
+        deploy.export(
+            tiny_classifier,
+            quant="int8",
+            calib="digits",
+            out=tmp_path,
+            max_drop=-1,
+            calib_count=8,
+            check_count=8,
+            repeats=1,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -146,6 +174,64 @@ def test_mean_iou_by_hand():
     assert check.mean_iou(guess, truth, 2) == pytest.approx((3 / 5 + 2 / 4) / 2)
 
 
+def test_mean_iou_edge_cases_are_garden_metrics():
+    # Classes absent from truth and prediction do not count; no labelled pixel is NaN, not 0.
+    assert check.mean_iou(np.array([[0, 0]]), np.array([[0, 255]]), 5) == 1.0
+    assert np.isnan(check.mean_iou(np.array([[1, 2]]), np.array([[255, 255]]), 3))
+    with pytest.raises(ValueError, match="outside"):
+        check.mean_iou(np.array([[0, 1]]), np.array([[0, 7]]), 3)
+
+
+def test_check_masks_the_metric_cannot_score_are_refused_before_any_work(tiny_segmenter, tmp_path, monkeypatch):
+    data = shapes_segmentation(num_images=4, size=32)
+    monkeypatch.setattr(check, "open_runner", lambda *a, **k: pytest.fail("refused only after converting"))
+    too_high = ArrayExamples(data.images, np.full_like(data.targets, 11), data.class_names, "segmentation", "high")
+    with pytest.raises(GardenError, match="mask label 11, but the model has 11 classes"):
+        deploy.export(tiny_segmenter, calib=data, check_data=too_high, out=tmp_path)
+    unlabelled = ArrayExamples(data.images, np.full_like(data.targets, 255), data.class_names, "segmentation", "none")
+    with pytest.raises(GardenError, match="no labelled pixel"):
+        deploy.export(tiny_segmenter, calib=data, check_data=unlabelled, out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_quantization_table_for_every_writer():
+    from deploy.quantization import CALIBRATED_QUANTS, MODES, tflite_settings
+
+    assert deploy.QUANTS == tuple(MODES) and CALIBRATED_QUANTS == ("int8", "int8-io")
+    assert tflite_settings("fp32") == {
+        "optimizations": [],
+        "supported_types": [],
+        "representative_dataset": False,
+        "inference_input_type": None,
+        "inference_output_type": None,
+    }
+    assert tflite_settings("fp32", sparse=True)["optimizations"] == ["EXPERIMENTAL_SPARSITY"]
+    assert tflite_settings("fp16")["supported_types"] == ["float16"]
+    assert tflite_settings("dynamic")["optimizations"] == ["DEFAULT"]
+    assert tflite_settings("int8")["representative_dataset"] and not tflite_settings("int8")["inference_input_type"]
+    io = tflite_settings("int8-io", io_dtype="int8")
+    assert (io["inference_input_type"], io["inference_output_type"]) == ("int8", "int8")
+    class_map = tflite_settings("int8-io", output="class_map")  # int32 class indices keep their type
+    assert (class_map["inference_input_type"], class_map["inference_output_type"]) == ("uint8", None)
+    assert [MODES[q].onnx for q in deploy.QUANTS] == ["float", "float16", "dynamic", "static", "static"]
+
+
+def test_keras_file_and_registered_name_resolve(tmp_path):
+    from garden.layers import ResizeLike
+
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(3, 3, strides=2, padding="same")(inputs)
+    path = tmp_path / "resize.keras"
+    keras.Model(inputs, ResizeLike()([x, inputs])).save(path)
+    model, name, task = resolve_model(str(path))  # through garden.load_model (safe mode, garden's layers)
+    assert (name, task, model.output_shape) == ("resize", "segmentation", (None, 12, 12, 3))
+    digits = calibrate.load_source("digits")
+    model, name, _ = resolve_model("lenet5", 36, digits)
+    assert model.input_shape == (None, 36, 36, 1) and model.output_shape == (None, digits.num_classes)
+    with pytest.raises(GardenError, match="too small for lenet5"):
+        resolve_model("lenet5", 4, digits)
+
+
 def test_palette_and_calibration_resize():
     colours = sidecar.palette(4)
     assert colours[:4] == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
@@ -159,12 +245,37 @@ def test_cli_export_and_errors(tmp_path):
 
     out = tmp_path / "o"
     out.mkdir()
-    assert main(["export", "lenet5", "--quant", "int8", "--calib", "digits", "--calib-count", "8",
-                 "--check-count", "16", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "lenet5",
+                "--quant",
+                "int8",
+                "--calib",
+                "digits",
+                "--calib-count",
+                "8",
+                "--check-count",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == [
-        "lenet5_int8.json", "lenet5_int8.report.json", "lenet5_int8.report.md", "lenet5_int8.tflite"]
-    done = subprocess.run([sys.executable, "-m", "garden", "export", "lenet5", "--out", str(tmp_path / "missing")],
-                          capture_output=True, text=True, check=False)
+        "lenet5_int8.json",
+        "lenet5_int8.report.json",
+        "lenet5_int8.report.md",
+        "lenet5_int8.tflite",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "garden", "export", "lenet5", "--out", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2 and "does not exist" in done.stderr.strip().splitlines()[-1]
 
 
@@ -175,8 +286,14 @@ def test_bench_separable_quick(tmp_path):
 
     rows = run_bench(input_size=32, alpha=0.25, out=tmp_path, repeats=2, quick=True)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"separable.md", "separable.json", "separable.png", "mobilenet_v1_standard_fp32.tflite",
-            "mobilenet_v1_standard_fp32.json", "mobilenet_v1_int8.tflite"} <= names
+    assert {
+        "separable.md",
+        "separable.json",
+        "separable.png",
+        "mobilenet_v1_standard_fp32.tflite",
+        "mobilenet_v1_standard_fp32.json",
+        "mobilenet_v1_int8.tflite",
+    } <= names
     models = [r for r in rows if r["theory"] is None]
     assert len(models) == 2 and all(r["macs_ratio"] < 0.2 for r in models)
     for r in rows:

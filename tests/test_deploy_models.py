@@ -16,10 +16,19 @@ MODELS = {
     "mobilenet_v2": {"alpha": 0.35, "input_shape": (48, 48, 3), "num_classes": 10},
     "mobilenet_v3_small": {"alpha": 0.5, "input_shape": (48, 48, 3), "num_classes": 10},
     "mobilenet_v3_large": {"alpha": 0.5, "input_shape": (48, 48, 3), "num_classes": 10},
-    "deeplabv3": {"backbone_kwargs": {"alpha": 0.35}, "input_shape": (64, 64, 3), "num_classes": 11,
-                  "aspp_filters": 32},
-    "deeplabv3plus": {"backbone_kwargs": {"alpha": 0.35}, "input_shape": (64, 64, 3), "num_classes": 11,
-                      "aspp_filters": 32, "decoder_filters": 32},
+    "deeplabv3": {
+        "backbone_kwargs": {"alpha": 0.35},
+        "input_shape": (64, 64, 3),
+        "num_classes": 11,
+        "aspp_filters": 32,
+    },
+    "deeplabv3plus": {
+        "backbone_kwargs": {"alpha": 0.35},
+        "input_shape": (64, 64, 3),
+        "num_classes": 11,
+        "aspp_filters": 32,
+        "decoder_filters": 32,
+    },
 }
 EXPORTS = [("tflite", q) for q in deploy.QUANTS] + [("onnx", "fp32"), ("onnx", "int8")]
 ONNX_MODELS = ("mobilenet_v3_small", "deeplabv3plus")  # hard-swish constants; atrous + resize (time budget)
@@ -40,8 +49,17 @@ def test_export_runs_and_checks(name, fmt, quant, tmp_path):
         pytest.skip("ONNX is exercised on two models to keep the suite short")
     model = _model(name)
     segmentation = name.startswith("deeplab")
-    result = deploy.export(model, format=fmt, quant=quant, calib="embedded" if segmentation else "digits",
-                           out=tmp_path, calib_count=4, check_count=4, repeats=2, name=name)
+    result = deploy.export(
+        model,
+        format=fmt,
+        quant=quant,
+        calib="embedded" if segmentation else "digits",
+        out=tmp_path,
+        calib_count=4,
+        check_count=4,
+        repeats=2,
+        name=name,
+    )
     report = result.report
     meta = json.loads(result.sidecar_path.read_text())
     assert meta["task"] == ("segmentation" if segmentation else "classification")

@@ -64,31 +64,37 @@ def test_max_drop_not_finite_or_out_of_range_is_refused(no_work, capsys, tmp_pat
     assert "--max-drop" in line
 
 
-@pytest.mark.parametrize(("options", "option"), [
-    (("--check-count", "-1"), "--check-count"),
-    (("--check-count", "0"), "--check-count"),
-    (("--calib-count", "0", "--quant", "int8"), "--calib-count"),
-    (("--calib-count", "1.5", "--quant", "int8"), "--calib-count"),
-    (("--input-size", "0"), "--input-size"),
-    (("--input-size", "nan"), "--input-size"),
-    (("--optimize", "qat", "--steps", "0"), "--steps"),
-])
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        (("--check-count", "-1"), "--check-count"),
+        (("--check-count", "0"), "--check-count"),
+        (("--calib-count", "0", "--quant", "int8"), "--calib-count"),
+        (("--calib-count", "1.5", "--quant", "int8"), "--calib-count"),
+        (("--input-size", "0"), "--input-size"),
+        (("--input-size", "nan"), "--input-size"),
+        (("--optimize", "qat", "--steps", "0"), "--steps"),
+    ],
+)
 def test_counts_and_sizes_out_of_range_name_the_option(no_work, capsys, tmp_path, options, option):
     line = _export_refused(capsys, tmp_path, *options)
     assert option in line and "empty" not in line
 
 
-@pytest.mark.parametrize(("settings", "argument"), [
-    ({"max_drop": NAN}, "max_drop"),
-    ({"max_drop": float("inf")}, "max_drop"),
-    ({"max_drop": 250.0}, "max_drop"),
-    ({"calib_count": 0}, "calib_count"),
-    ({"check_count": -1}, "check_count"),
-    ({"check_count": 2.5}, "check_count"),
-    ({"input_size": 0}, "input_size"),
-    ({"repeats": 0}, "repeats"),
-    ({"max_drop": True}, "max_drop"),
-])
+@pytest.mark.parametrize(
+    ("settings", "argument"),
+    [
+        ({"max_drop": NAN}, "max_drop"),
+        ({"max_drop": float("inf")}, "max_drop"),
+        ({"max_drop": 250.0}, "max_drop"),
+        ({"calib_count": 0}, "calib_count"),
+        ({"check_count": -1}, "check_count"),
+        ({"check_count": 2.5}, "check_count"),
+        ({"input_size": 0}, "input_size"),
+        ({"repeats": 0}, "repeats"),
+        ({"max_drop": True}, "max_drop"),
+    ],
+)
 def test_python_export_refuses_bad_numbers(no_work, tmp_path, settings, argument):
     with pytest.raises(GardenError, match=argument) as refused:
         deploy.export("lenet5", quant="int8", out=tmp_path, **settings)
@@ -96,26 +102,32 @@ def test_python_export_refuses_bad_numbers(no_work, tmp_path, settings, argument
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("settings", "argument"), [
-    ({"max_drop": NAN}, "max_drop"),
-    ({"steps": 0}, "steps"),
-    ({"sparsity": 1.0}, "sparsity"),
-    ({"learning_rate": NAN}, "learning_rate"),
-    ({"clusters": 1}, "clusters"),
-    ({"calib_count": 0}, "calib_count"),
-])
+@pytest.mark.parametrize(
+    ("settings", "argument"),
+    [
+        ({"max_drop": NAN}, "max_drop"),
+        ({"steps": 0}, "steps"),
+        ({"sparsity": 1.0}, "sparsity"),
+        ({"learning_rate": NAN}, "learning_rate"),
+        ({"clusters": 1}, "clusters"),
+        ({"calib_count": 0}, "calib_count"),
+    ],
+)
 def test_python_optimize_refuses_bad_numbers(no_work, tmp_path, settings, argument):
     with pytest.raises(GardenError, match=argument):
         optimize_and_export("lenet5", technique="prune", out=tmp_path, **settings)
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("options", "option"), [
-    (("--alpha", "nan"), "--alpha"),
-    (("--alpha", "0"), "--alpha"),
-    (("--input-size", "16"), "--input-size"),
-    (("--repeats", "0"), "--repeats"),
-])
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        (("--alpha", "nan"), "--alpha"),
+        (("--alpha", "0"), "--alpha"),
+        (("--input-size", "16"), "--input-size"),
+        (("--repeats", "0"), "--repeats"),
+    ],
+)
 def test_bench_separable_numbers_are_checked(no_work, capsys, tmp_path, options, option):
     out = tmp_path / "bench"
     line = _refused(capsys, ["bench", "separable", "--quick", "--out", str(out), *options], out)
@@ -132,35 +144,41 @@ def test_python_bench_separable_refuses_nan_alpha(no_work, tmp_path):
 # ---------------------------------------------------------------- combinations
 
 
-@pytest.mark.parametrize(("options", "named"), [
-    (("--quant", "fp16", "--optimize", "qat"), "qat"),
-    (("--quant", "fp32", "--optimize", "qat"), "qat"),
-    (("--quant", "dynamic", "--optimize", "qat"), "qat"),
-    (("--io-dtype", "int8"), "--io-dtype"),
-    (("--io-dtype", "uint8", "--quant", "int8"), "--io-dtype"),
-    (("--io-dtype", "int8", "--quant", "int8-io", "--format", "onnx"), "--io-dtype"),
-    (("--io-dtype", "int8", "--optimize", "prune"), "--io-dtype"),
-    (("--output", "class_map", "--optimize", "prune"), "--output"),
-    (("--output", "class_map", "--optimize", "qat", "--quant", "int8-io"), "--output"),
-    (("--format", "onnx", "--optimize", "cluster"), "TFLite"),
-    (("--steps", "5"), "--steps"),
-    (("--calib-count", "8"), "--calib-count"),
-    (("--calib-count", "8", "--quant", "dynamic", "--format", "onnx"), "--calib-count"),
-    (("--calib-count", "8", "--optimize", "prune"), "--calib-count"),
-    (("--name", "../elsewhere"), "--name"),
-])
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (("--quant", "fp16", "--optimize", "qat"), "qat"),
+        (("--quant", "fp32", "--optimize", "qat"), "qat"),
+        (("--quant", "dynamic", "--optimize", "qat"), "qat"),
+        (("--io-dtype", "int8"), "--io-dtype"),
+        (("--io-dtype", "uint8", "--quant", "int8"), "--io-dtype"),
+        (("--io-dtype", "int8", "--quant", "int8-io", "--format", "onnx"), "--io-dtype"),
+        (("--io-dtype", "int8", "--optimize", "prune"), "--io-dtype"),
+        (("--output", "class_map", "--optimize", "prune"), "--output"),
+        (("--output", "class_map", "--optimize", "qat", "--quant", "int8-io"), "--output"),
+        (("--format", "onnx", "--optimize", "cluster"), "TFLite"),
+        (("--steps", "5"), "--steps"),
+        (("--calib-count", "8"), "--calib-count"),
+        (("--calib-count", "8", "--quant", "dynamic", "--format", "onnx"), "--calib-count"),
+        (("--calib-count", "8", "--optimize", "prune"), "--calib-count"),
+        (("--name", "../elsewhere"), "--name"),
+    ],
+)
 def test_incompatible_options_are_refused(no_work, capsys, tmp_path, options, named):
     assert named in _export_refused(capsys, tmp_path, *options)
 
 
-@pytest.mark.parametrize("options", [
-    ("--optimize", "qat"),
-    ("--optimize", "qat", "--quant", "int8-io", "--io-dtype", "int8", "--calib-count", "8", "--steps", "3"),
-    ("--optimize", "cluster", "--calib-count", "8"),
-    ("--quant", "int8-io", "--io-dtype", "uint8", "--format", "onnx", "--calib-count", "8"),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--optimize", "qat"),
+        ("--optimize", "qat", "--quant", "int8-io", "--io-dtype", "int8", "--calib-count", "8", "--steps", "3"),
+        ("--optimize", "cluster", "--calib-count", "8"),
+        ("--quant", "int8-io", "--io-dtype", "uint8", "--format", "onnx", "--calib-count", "8"),
+    ],
+)
 def test_meaningful_combinations_pass_the_command_line_checks(options):
-    refuse_unused_options(build_parser().parse_args(["export", "lenet5", *options]))
+    refuse_unused_options(build_parser("export").parse_args(["export", "lenet5", *options]))
 
 
 def test_optimize_quantization_defaults_and_refusals():
@@ -177,8 +195,25 @@ def test_io_dtype_int8_reaches_the_file(capsys, tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["export", "lenet5", "--quant", "int8-io", "--io-dtype", "int8", "--calib-count", "8",
-                 "--check-count", "8", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "lenet5",
+                "--quant",
+                "int8-io",
+                "--io-dtype",
+                "int8",
+                "--calib-count",
+                "8",
+                "--check-count",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     interpreter = Interpreter(model_path=str(out / "lenet5_int8-io.tflite"))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert json.loads((out / "lenet5_int8-io.json").read_text())["input"]["dtype"] == "int8"
@@ -188,8 +223,9 @@ def test_io_dtype_int8_reaches_the_file(capsys, tmp_path):
 
 
 def _dead_pid():
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=False
+    )
     return int(done.stdout)
 
 
@@ -204,15 +240,27 @@ def test_stale_scratch_folders_of_dead_processes_only_are_removed(tmp_path):
     assert not dead.exists() and live.exists() and other.exists()
 
 
-EXPORT_COMMAND = [sys.executable, "-m", "garden", "export", "lenet5", "--quant", "int8", "--calib-count", "8",
-                  "--check-count", "16"]
+EXPORT_COMMAND = [
+    sys.executable,
+    "-m",
+    "garden",
+    "export",
+    "lenet5",
+    "--quant",
+    "int8",
+    "--calib-count",
+    "8",
+    "--check-count",
+    "16",
+]
 EXPECTED = {"lenet5_int8.tflite", "lenet5_int8.json", "lenet5_int8.report.json", "lenet5_int8.report.md"}
 
 
 def _start_export(out, scratch_root):
     env = dict(os.environ, TMPDIR=str(scratch_root), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen([*EXPORT_COMMAND, "--out", str(out)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*EXPORT_COMMAND, "--out", str(out)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _temporaries(out, scratch_root, pid=""):
@@ -252,8 +300,12 @@ def _kill_once_made(out, scratch_root, which, delay):
 
 def _user_files(folder):
     rng = np.random.default_rng(7)
-    files = {"notes.txt": b"my notes\n", ".hidden-settings": b"keep=1\n", "lenet5_fp32.tflite": rng.bytes(4096),
-             "lenet5_int8.bak": rng.bytes(1000)}
+    files = {
+        "notes.txt": b"my notes\n",
+        ".hidden-settings": b"keep=1\n",
+        "lenet5_fp32.tflite": rng.bytes(4096),
+        "lenet5_int8.bak": rng.bytes(1000),
+    }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return files
@@ -278,8 +330,15 @@ def test_killed_exports_leave_nothing_after_the_next_export(tmp_path):
     assert marked and scratch, "the kills left nothing to clean: they did not test the cleaning"
 
     env = dict(os.environ, TMPDIR=str(scratch_root), KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([*EXPORT_COMMAND, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [*EXPORT_COMMAND, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
     assert sorted(p.name for p in out.iterdir()) == sorted(EXPECTED | set(user_files))

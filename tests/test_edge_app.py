@@ -1,4 +1,4 @@
-"""garden-edge on generated videos with TFLite models built and converted here.
+"""garden-edge on generated videos with TFLite models built and converted by the tests (helpers.py).
 
 The segmentation model is a nearest-colour classifier written as a 1x1 convolution (logit_k =
 s * (2 p_k . x - |p_k|^2) for prototype colour p_k), so the right mask of every generated frame is
@@ -9,145 +9,29 @@ import json
 import os
 import subprocess
 import sys
-from functools import cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SIZE = 48  # model input side
-FRAME_W, FRAME_H = 160, 120
-# RGB prototypes in [0, 1]: background, red, green, blue
-PROTOTYPES = np.array([[0.2, 0.2, 0.2], [0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.9]], np.float32)
-NAMES = ["background", "red", "green", "blue"]
-COLORS = [[0, 0, 0], [250, 200, 0], [0, 200, 250], [250, 0, 250]]  # overlay colours, unlike the objects
-
-
-# ---------------------------------------------------------------- data and models
-
-
-def draw_frame(index, width=FRAME_W, height=FRAME_H):
-    """A BGR frame with three moving coloured shapes on grey, and its true class map."""
-    rgb = (PROTOTYPES * 255).astype(np.uint8)
-    mask = np.zeros((height, width), np.uint8)
-    cx = 20 + (index * 3) % (width - 60)
-    cv2.rectangle(mask, (cx, 15), (cx + 40, 55), 1, cv2.FILLED)
-    cv2.circle(mask, (width - 35, height - 35 + (index % 7)), 22, 2, cv2.FILLED)
-    cv2.rectangle(mask, (10, height - 40), (55, height - 8), 3, cv2.FILLED)
-    frame = rgb[mask][..., ::-1].copy()
-    return frame, mask
-
-
-def write_video(path, frames=24, fps=12, draw=draw_frame):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (FRAME_W, FRAME_H))
-    for i in range(frames):
-        writer.write(draw(i)[0])
-    writer.release()
-    return path
-
-
-def _prototype_weights(scale=8.0):
-    kernel = (2 * scale * PROTOTYPES.T)[None, None]  # 1 x 1 x 3 x K
-    bias = -scale * (PROTOTYPES**2).sum(axis=1)
-    return kernel, bias
-
-
-def _convert(model, path, int8=None, sidecar=None, samples=None):
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if int8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([s[None].astype(np.float32)] for s in samples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = int8
-    path.write_bytes(converter.convert())
-    if sidecar:
-        path.with_suffix(".json").write_text(json.dumps(sidecar))
-    return path
-
-
-def _sidecar(task, kind, quantization, size, macs):
-    return {
-        "format_version": 1,
-        "model": f"prototypes_{task}",
-        "task": task,
-        "input": {"height": size, "width": size, "channels": 3, "layout": "NHWC", "dtype": "float32",
-                  "scale": 1 / 255, "mean": [0, 0, 0], "std": [1, 1, 1]},
-        "output": {"kind": kind, "num_classes": len(NAMES)},
-        "class_names": NAMES,
-        "colors": COLORS,
-        "quantization": quantization,
-        "params": 16,
-        "macs": macs,
-        "garden_version": "0.1.0",
-    }
-
-
-@cache
-def build_models(folder):
-    """Convert the test models into ``folder`` once per session (all test files share it); returns {name: path}."""
-    import keras
-    import tensorflow as tf
-
-    folder = Path(folder)
-    folder.mkdir(exist_ok=True)
-    kernel, bias = _prototype_weights()
-    samples = [cv2.resize(draw_frame(i)[0][..., ::-1], (SIZE, SIZE)).astype(np.float32) / 255 for i in range(16)]
-
-    inputs = keras.Input((SIZE, SIZE, 3))
-    conv = keras.layers.Conv2D(len(NAMES), 1, name="logits")
-    seg = keras.Model(inputs, conv(inputs))
-    conv.set_weights([kernel, bias])
-    macs = SIZE * SIZE * 3 * len(NAMES)
-
-    cmap_in = keras.Input((SIZE, SIZE, 3))
-    cmap = keras.Model(cmap_in, keras.layers.Lambda(lambda t: tf.argmax(t, axis=-1, output_type=tf.int32))(conv(cmap_in)))
-
-    cls_in = keras.Input((32, 32, 3))
-    dense = keras.layers.Dense(len(NAMES))
-    cls = keras.Model(cls_in, dense(keras.layers.GlobalAveragePooling2D()(cls_in)))
-    dense.set_weights([kernel[0, 0], bias])
-
-    vec_in = keras.Input((10,))
-    vector = keras.Model(vec_in, keras.layers.Dense(2)(vec_in))
-    return {
-        "float": str(_convert(seg, folder / "seg_float.tflite", sidecar=_sidecar("segmentation", "logits", "fp32", SIZE, macs))),
-        "int8": str(_convert(seg, folder / "seg_int8.tflite", tf.int8, _sidecar("segmentation", "logits", "int8", SIZE, macs), samples)),
-        "uint8": str(_convert(seg, folder / "seg_uint8.tflite", tf.uint8, None, samples)),
-        "class_map": str(_convert(cmap, folder / "seg_class_map.tflite")),
-        "classifier": str(_convert(cls, folder / "cls_float.tflite", sidecar=_sidecar("classification", "logits", "fp32", 32, 12))),
-        "vector": str(_convert(vector, folder / "vector.tflite")),
-    }
-
-
-@pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
+from helpers import (
+    COLORS,
+    FRAME_H,
+    FRAME_W,
+    NAMES,
+    PROTOTYPES,
+    ROOT,
+    SIZE,
+    draw_frame,
+    garden_edge,
+    read_video,
+    write_video,
+)
 
 
 @pytest.fixture(scope="session")
 def video(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("edge_video") / "shapes.mp4")
-
-
-def garden_edge(*args, timeout=120):
-    """Run ``python -m edge_app`` in a subprocess (as a user would); returns CompletedProcess."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG="")
-    return subprocess.run([sys.executable, "-m", "edge_app", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT)
-
-
-def read_video(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
 
 
 def overlay_agreement(shown, frame, mask, alpha=0.5, tolerance=40):
@@ -171,8 +55,13 @@ def test_edge_app_imports_no_tensorflow_keras_garden_or_deploy():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'garden', 'deploy', 'tf_keras')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     for path in (ROOT / "edge_app").glob("*.py"):
         for line in path.read_text().splitlines():
@@ -184,8 +73,9 @@ def test_edge_app_imports_no_tensorflow_keras_garden_or_deploy():
 @pytest.mark.parametrize("kind", ["float", "int8"])
 def test_headless_video_carries_the_overlay(models, video, tmp_path, kind):
     out = tmp_path / f"overlay_{kind}.mp4"
-    done = garden_edge("--model", models[kind], "--source", video, "--headless", "--output", out,
-                       "--threads", 1, "--json")
+    done = garden_edge(
+        "--model", models[kind], "--source", video, "--headless", "--output", out, "--threads", 1, "--json"
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 24 and summary["stopped"] == "source ended"
@@ -224,8 +114,18 @@ def test_class_map_output_and_side_by_side(models, tmp_path):
     image = tmp_path / "frame.jpg"
     cv2.imwrite(str(image), frame)
     out = tmp_path / "sbs.png"
-    done = garden_edge("--model", models["class_map"], "--source", image, "--headless", "--output", out,
-                       "--mode", "side-by-side", "--json")
+    done = garden_edge(
+        "--model",
+        models["class_map"],
+        "--source",
+        image,
+        "--headless",
+        "--output",
+        out,
+        "--mode",
+        "side-by-side",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["model"]["output"] == "class_map"
@@ -237,9 +137,9 @@ def test_class_map_output_and_side_by_side(models, tmp_path):
 
 
 def test_segmentation_summary_lists_classes_by_area(models):
-    from edge_app.app import describe
-    from edge_app.model import load_model, preprocess, infer
+    from edge_app.model import infer, load_model, preprocess
     from edge_app.postprocess import postprocess
+    from edge_app.summary import describe
 
     model = load_model(models["int8"])
     frame, mask = draw_frame(0)
@@ -256,7 +156,9 @@ def test_argmax_matches_numpy_for_int8_and_float():
 
     rng = np.random.default_rng(0)
     for dtype in (np.int8, np.uint8, np.float32):
-        logits = rng.integers(-128, 128, (33, 17, 11)).astype(dtype) if dtype != np.float32 else rng.normal(size=(33, 17, 11)).astype(dtype)
+        shape = (33, 17, 11)
+        values = rng.integers(-128, 128, shape) if dtype != np.float32 else rng.normal(size=shape)
+        logits = values.astype(dtype)
         np.testing.assert_array_equal(argmax_channels(logits), np.argmax(logits, axis=-1))
 
 
@@ -265,11 +167,14 @@ def test_classifier_top_k(models, tmp_path):
     folder.mkdir()
     for c, name in enumerate(NAMES):
         cv2.imwrite(str(folder / f"{c}_{name}.png"), np.full((50, 70, 3), (PROTOTYPES[c] * 255)[::-1], np.uint8))
-    from edge_app.app import Options, describe, run
+    from edge_app.app import Options, run
+    from edge_app.summary import describe
 
     seen = []
-    run(Options(model=models["classifier"], source=str(folder), headless=True, top_k=2),
-        observer=lambda n, image: seen.append(image.copy()))
+    run(
+        Options(model=models["classifier"], source=str(folder), headless=True, top_k=2),
+        observer=lambda n, image: seen.append(image.copy()),
+    )
     assert len(seen) == 4
     from edge_app.model import infer, load_model, preprocess
     from edge_app.postprocess import postprocess
@@ -283,8 +188,20 @@ def test_classifier_top_k(models, tmp_path):
 
 def test_compare_runs_both_models_on_the_same_frames(models, video, tmp_path):
     out = tmp_path / "compare.mp4"
-    done = garden_edge("--model", models["int8"], "--compare", models["float"], "--source", video, "--headless",
-                       "--output", out, "--max-frames", 6, "--json")
+    done = garden_edge(
+        "--model",
+        models["int8"],
+        "--compare",
+        models["float"],
+        "--source",
+        video,
+        "--headless",
+        "--output",
+        out,
+        "--max-frames",
+        6,
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["frames"] == 6
@@ -314,7 +231,8 @@ def test_benchmark_prints_stage_table_and_json(models, video):
 
 
 def test_long_run_does_not_grow_in_memory(models, video):
-    from edge_app.app import Options, rss_mb, run
+    from edge_app.app import Options, run
+    from edge_app.summary import rss_mb
 
     rss = {}
     n = 150
@@ -339,14 +257,14 @@ def test_python_m_and_console_script_are_the_same_program():
 
 def test_window_mode_quits_on_q_and_esc(models, video, monkeypatch):
     """The window path with a fake GUI: the frames go to cv2.imshow, and q (or ESC) ends the run."""
-    from edge_app import app
+    from edge_app import app, outputs
 
     for key in (ord("q"), 27):
         shown, keys = [], iter([-1, -1, key])
-        monkeypatch.setattr(app, "has_gui", lambda: True)
-        monkeypatch.setattr(app.cv2, "imshow", lambda name, image: shown.append(image.shape))
-        monkeypatch.setattr(app.cv2, "waitKey", lambda delay: next(keys))
-        monkeypatch.setattr(app.cv2, "destroyAllWindows", lambda: None)
+        monkeypatch.setattr(outputs, "has_gui", lambda: True)
+        monkeypatch.setattr(outputs.cv2, "imshow", lambda name, image, shown=shown: shown.append(image.shape))
+        monkeypatch.setattr(outputs.cv2, "waitKey", lambda delay, keys=keys: next(keys))
+        monkeypatch.setattr(outputs.cv2, "destroyAllWindows", lambda: None)
         result = app.run(app.Options(model=models["float"], source=str(video)))
         assert result["stopped"] == "quit key" and result["frames"] == 3 and len(shown) == 3
 
@@ -376,8 +294,17 @@ def test_deploy_exported_model_on_embedded_segmentation_video(tmp_path):
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
     x = keras.layers.Conv2D(11, 1)(x)
     model = keras.Model(inputs, keras.layers.UpSampling2D(2, interpolation="bilinear")(x), name="tiny_segmenter")
-    result = deploy.export(model, quant="int8-io", calib=data, check_data=data, calib_count=8, check_count=4,
-                           repeats=1, out=tmp_path, name="tiny_int8")
+    result = deploy.export(
+        model,
+        quant="int8-io",
+        calib=data,
+        check_data=data,
+        calib_count=8,
+        check_count=4,
+        repeats=1,
+        out=tmp_path,
+        name="tiny_int8",
+    )
     sidecar = json.loads(result.sidecar_path.read_text())
 
     out = tmp_path / "annotated.mp4"
@@ -411,10 +338,24 @@ def test_default_palette_is_the_one_deploy_writes_and_lut_matches_formula():
     from edge_app.model import ModelInfo, default_color, input_lut
 
     assert [list(default_color(i)) for i in range(40)] == palette(40)
-    info = ModelInfo(path="m", name="m", height=4, width=4, channels=3, layout="NHWC", input_dtype="int8",
-                     input_quant=(0.02, -3), task="segmentation", output_kind="logits", num_classes=2,
-                     output_quant=(0.1, 0), class_names=("a", "b"), colors=((0, 0, 0), (1, 1, 1)),
-                     mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
+    info = ModelInfo(
+        path="m",
+        name="m",
+        height=4,
+        width=4,
+        channels=3,
+        layout="NHWC",
+        input_dtype="int8",
+        input_quant=(0.02, -3),
+        task="segmentation",
+        output_kind="logits",
+        num_classes=2,
+        output_quant=(0.1, 0),
+        class_names=("a", "b"),
+        colors=((0, 0, 0), (1, 1, 1)),
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.5),
+    )
     pixels = np.arange(256)[:, None]
     expected = np.clip(np.round(((pixels / 255 - [0.5, 0.4, 0.3]) / [0.2, 0.25, 0.5]) / 0.02 - 3), -128, 127)
     np.testing.assert_array_equal(input_lut(info)[0], expected.astype(np.int8))

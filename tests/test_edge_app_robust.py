@@ -5,26 +5,13 @@ import json
 import cv2
 import numpy as np
 import pytest
-from test_edge_app import FRAME_H, FRAME_W, build_models, draw_frame, garden_edge, read_video, write_video
 
-
-@pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
+from helpers import FRAME_H, FRAME_W, assert_one_line_error, draw_frame, garden_edge, read_video, write_video
 
 
 @pytest.fixture(scope="session")
 def video(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("edge_video") / "shapes.mp4", frames=8)
-
-
-def assert_one_line_error(done, code, *words):
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr and lines[0].startswith("garden-edge: ")
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_no_camera_at_index(models):
@@ -56,8 +43,13 @@ def test_broken_model_files(models, tmp_path, video, case):
     elif case == "empty":
         path.write_bytes(b"")
     done = garden_edge("--model", path, "--source", video, "--headless")
-    expected = {"truncated": "could not be loaded", "corrupt": "could not be loaded", "not_tflite": "not a TFLite model",
-                "empty": "not a TFLite model", "missing": "does not exist"}[case]
+    expected = {
+        "truncated": "could not be loaded",
+        "corrupt": "could not be loaded",
+        "not_tflite": "not a TFLite model",
+        "empty": "not a TFLite model",
+        "missing": "does not exist",
+    }[case]
     assert_one_line_error(done, 2, str(path), expected)
 
 
@@ -79,15 +71,24 @@ def test_unreadable_sources(models, tmp_path, source):
     assert_one_line_error(done, 2, str(path))
 
 
-@pytest.mark.parametrize("args", [["--size", "640by480"], ["--alpha", "3"], ["--mode", "sepia"], ["--threads", "0"],
-                                  ["--serve", "localhost:http"], ["--output", "/no/such/folder/out.mp4"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--size", "640by480"],
+        ["--alpha", "3"],
+        ["--mode", "sepia"],
+        ["--threads", "0"],
+        ["--serve", "localhost:http"],
+        ["--output", "/no/such/folder/out.mp4"],
+    ],
+)
 def test_bad_options(models, video, args):
     done = garden_edge("--model", models["int8"], "--source", video, "--headless", *args)
     assert_one_line_error(done, 2)
 
 
 def test_window_without_gui_says_so(models, video):
-    from edge_app.app import has_gui
+    from edge_app.outputs import has_gui
 
     if has_gui():
         pytest.skip("this OpenCV can open windows here")
@@ -169,7 +170,8 @@ def test_camera_that_disconnects_mid_stream(models, tmp_path, monkeypatch, capsy
     if after:
         assert summary["frames"] == 8 and "reconnecting (1/2)" in captured.err
     else:
-        assert summary["frames"] == 5 and "camera 0 disconnected: no frame after 2 reconnection attempts" in captured.err
+        assert summary["frames"] == 5
+        assert "camera 0 disconnected: no frame after 2 reconnection attempts" in captured.err
         assert len(FakeCamera.opened) == 3
     assert len(read_video(out)) == summary["frames"]
     assert read_video(out)[0].shape == (FRAME_H, FRAME_W, 3)

@@ -14,27 +14,26 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # before the first captur
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from test_edge_app import FRAME_H, FRAME_W, ROOT, build_models, draw_frame, garden_edge, read_video  # noqa: E402
-from test_edge_app_robust import assert_one_line_error  # noqa: E402
 
 from edge_app.files import is_temporary  # noqa: E402
+from helpers import (  # noqa: E402
+    FRAME_H,
+    FRAME_W,
+    ROOT,
+    assert_one_line_error,
+    draw_frame,
+    garden_edge,
+    read_video,
+    write_video,
+)
 
 FRAMES = 60
 DAMAGED = (13, 30, 31)  # frames whose JPEG Huffman table is zeroed: OpenCV's plain read() stops at the first
 
 
-@pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
-
-
 def write_mjpg(path, frames=FRAMES):
     """A ``frames``-frame MJPG .avi of the moving shapes (every frame a JPEG, so damage stays local)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 12, (FRAME_W, FRAME_H))
-    for i in range(frames):
-        writer.write(draw_frame(i)[0])
-    writer.release()
-    return path
+    return write_video(path, frames, codec="MJPG")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def damage_frames(path, frames):
         at = data.find(b"00dc", at + 8)
     for index in frames:
         table = data.find(b"\xff\xc4", chunks[index])
-        data[table + 4: table + 20] = bytes(16)
+        data[table + 4 : table + 20] = bytes(16)
     path.write_bytes(bytes(data))
     return path
 
@@ -78,8 +77,12 @@ def small_disk(tmp_path):
     """A 200 KiB tmpfs (we run as root); yields (folder, "tmpfs"), or (folder, None) when mounting is refused."""
     folder = tmp_path / "disk"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         yield folder, "tmpfs" if mounted else None
     finally:
@@ -116,8 +119,20 @@ def test_full_disk_leaves_nothing_and_keeps_the_users_file(models, clip, small_d
     if existing:
         target.write_bytes(np.random.default_rng(0).integers(0, 256, 150_000, np.uint8).tobytes())
     before = target.read_bytes() if existing else None
-    args = ["--model", models["int8"], "--source", clip, "--loop", "--max-frames", 300, "--headless",
-            "--output", target, "--threads", 1]
+    args = [
+        "--model",
+        models["int8"],
+        "--source",
+        clip,
+        "--loop",
+        "--max-frames",
+        300,
+        "--headless",
+        "--output",
+        target,
+        "--threads",
+        1,
+    ]
     if variant:
         done = garden_edge(*args)
     else:
@@ -174,12 +189,12 @@ def numbered_frame(index):
     """A shapes frame with ``index`` written in its top rows as 8 black/white bars (read by :func:`frame_number`)."""
     frame = draw_frame(index)[0]
     for bit in range(8):
-        frame[:16, bit * 20: (bit + 1) * 20] = 255 if index >> bit & 1 else 0
+        frame[:16, bit * 20 : (bit + 1) * 20] = 255 if index >> bit & 1 else 0
     return frame
 
 
 def frame_number(frame):
-    return sum(1 << bit for bit in range(8) if frame[2:14, bit * 20 + 4: bit * 20 + 16].mean() > 128)
+    return sum(1 << bit for bit in range(8) if frame[2:14, bit * 20 + 4 : bit * 20 + 16].mean() > 128)
 
 
 def test_source_seeks_past_a_stretch_reading_cannot_get_through(tmp_path):
@@ -194,7 +209,7 @@ def test_source_seeks_past_a_stretch_reading_cannot_get_through(tmp_path):
     writer.release()
     data = bytearray(path.read_bytes())
     start = len(data) * 3 // 10
-    data[start: start + 20_000] = bytes(20_000)
+    data[start : start + 20_000] = bytes(20_000)
     path.write_bytes(bytes(data))
     plain = plain_read_count(path)
     assert plain < frames / 2
@@ -211,8 +226,13 @@ def test_source_seeks_past_a_stretch_reading_cannot_get_through(tmp_path):
 
 def start_garden_edge(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG="")
-    return subprocess.Popen([sys.executable, "-m", "edge_app", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_app", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def kill_while_writing(process, folder, rng, timeout=60):
@@ -235,8 +255,20 @@ def test_killed_runs_leave_nothing_after_the_next_complete_run(models, clip, tmp
     folder.mkdir()
     target = folder / "x.mp4"
     rng = random.Random(22)
-    args = ("--model", models["int8"], "--source", clip, "--loop", "--max-frames", 2000, "--headless",
-            "--output", target, "--threads", 1)
+    args = (
+        "--model",
+        models["int8"],
+        "--source",
+        clip,
+        "--loop",
+        "--max-frames",
+        2000,
+        "--headless",
+        "--output",
+        target,
+        "--threads",
+        1,
+    )
     killed_while_writing = 0
     for _ in range(4):
         process = start_garden_edge(*args)
@@ -262,16 +294,41 @@ def test_killed_runs_leave_nothing_after_the_next_complete_run(models, clip, tmp
 # ---------------------------------------------------------------- number options
 
 
-@pytest.mark.parametrize("option, value", [
-    ("--threads", "nan"), ("--threads", "0"), ("--threads", "1e9"), ("--threads", "100000"),
-    ("--retries", "nan"), ("--retries", "-1"), ("--retries", "inf"), ("--retries", "99999999"),
-    ("--benchmark", "nan"), ("--benchmark", "0"), ("--benchmark", "-5"), ("--benchmark", "1e12"),
-    ("--max-frames", "nan"), ("--max-frames", "0"), ("--max-frames", "2.5"), ("--max-frames", "10000000000"),
-    ("--top-k", "nan"), ("--top-k", "0"), ("--top-k", "100000"),
-    ("--alpha", "nan"), ("--alpha", "-0.1"), ("--alpha", "inf"), ("--alpha", "1.5"),
-    ("--size", "nanxnan"), ("--size", "0x480"), ("--size", "640x-1"), ("--size", "100000x480"),
-    ("--serve", "127.0.0.1:nan"), ("--serve", "127.0.0.1:70000"), ("--serve", "-1"),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--threads", "nan"),
+        ("--threads", "0"),
+        ("--threads", "1e9"),
+        ("--threads", "100000"),
+        ("--retries", "nan"),
+        ("--retries", "-1"),
+        ("--retries", "inf"),
+        ("--retries", "99999999"),
+        ("--benchmark", "nan"),
+        ("--benchmark", "0"),
+        ("--benchmark", "-5"),
+        ("--benchmark", "1e12"),
+        ("--max-frames", "nan"),
+        ("--max-frames", "0"),
+        ("--max-frames", "2.5"),
+        ("--max-frames", "10000000000"),
+        ("--top-k", "nan"),
+        ("--top-k", "0"),
+        ("--top-k", "100000"),
+        ("--alpha", "nan"),
+        ("--alpha", "-0.1"),
+        ("--alpha", "inf"),
+        ("--alpha", "1.5"),
+        ("--size", "nanxnan"),
+        ("--size", "0x480"),
+        ("--size", "640x-1"),
+        ("--size", "100000x480"),
+        ("--serve", "127.0.0.1:nan"),
+        ("--serve", "127.0.0.1:70000"),
+        ("--serve", "-1"),
+    ],
+)
 def test_number_options_reject_nan_and_out_of_range(option, value, capsys):
     from edge_app.__main__ import main
 

@@ -14,14 +14,10 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from test_edge_app import COLORS, ROOT, build_models, write_video
+
+from helpers import COLORS, ROOT, write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    return build_models(str(tmp_path_factory.getbasetemp() / "edge_models"))
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +25,25 @@ def server(models, tmp_path_factory):
     """The app serving a looping generated video on an ephemeral localhost port; yields its URL."""
     video = write_video(tmp_path_factory.mktemp("serve_video") / "shapes.mp4", frames=12)
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge_app", "--model", models["int8"], "--source", str(video), "--loop",
-         "--serve", "127.0.0.1:0", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        [
+            sys.executable,
+            "-m",
+            "edge_app",
+            "--model",
+            models["int8"],
+            "--source",
+            str(video),
+            "--loop",
+            "--serve",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
@@ -89,10 +101,24 @@ def test_headless_chromium_screenshot_shows_the_overlay(server, tmp_path):
     url, process, lines = server
     shot = tmp_path / "page.png"
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1000,700", url],
-        capture_output=True, text=True, timeout=90,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1000,700",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert shot.is_file(), done.stderr[-2000:]
     page = cv2.imread(str(shot))

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from helpers import assert_roundtrip
 from keras import layers
 
 from garden.layers import (
@@ -19,6 +18,7 @@ from garden.layers import (
     normalization,
     squeeze_excite,
 )
+from helpers import assert_roundtrip
 
 
 def _model(block, shape=(8, 8, 4)):
@@ -29,7 +29,12 @@ def _model(block, shape=(8, 8, 4)):
 def test_conv_norm_act_names_padding_and_bias():
     model = _model(lambda x: conv_norm_act(x, 6, 5, strides=2, padding=2, name="c"), shape=(9, 9, 3))
     names = [layer.name for layer in model.layers]
-    assert names == ["input_layer", "c_pad", "c_conv", "c_bn", "c_act"] or names[1:] == ["c_pad", "c_conv", "c_bn", "c_act"]
+    assert names == ["input_layer", "c_pad", "c_conv", "c_bn", "c_act"] or names[1:] == [
+        "c_pad",
+        "c_conv",
+        "c_bn",
+        "c_act",
+    ]
     conv = model.get_layer("c_conv")
     assert conv.use_bias is False and conv.padding == "valid"
     assert model.output.shape[1:] == (5, 5, 6)  # (9 - 5 + 2*2) / 2 + 1 = 5
@@ -167,9 +172,11 @@ def test_resize_like_and_bilinear():
 def test_aspp_output_and_branches(separable):
     model = _model(lambda x: atrous_spatial_pyramid_pooling(x, 8, rates=(2, 4), separable=separable), (16, 16, 6))
     assert model.output.shape[1:] == (16, 16, 8)
-    dilations = {l.dilation_rate for l in model.layers if isinstance(l, (layers.Conv2D, layers.DepthwiseConv2D))}
+    dilations = {
+        layer.dilation_rate for layer in model.layers if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D))
+    }
     assert {(2, 2), (4, 4)} <= dilations
-    kinds = {type(l) for l in model.layers}
+    kinds = {type(layer) for layer in model.layers}
     assert (layers.DepthwiseConv2D in kinds) is separable
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import garden
+from garden.catalog import CATALOG, PUBLISHED_VARIANTS
 from garden.errors import GardenError
 from garden.models._dilation import OutputStride
-from garden.catalog import CATALOG, PUBLISHED_VARIANTS
 from garden.profiler import profile
 from garden.weights import from_keras_applications
 
@@ -94,7 +94,14 @@ def test_headless_params_equal_keras():
 # ---------------------------------------------------------------- multiply-adds
 
 
-FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "xception", "inception_resnet_v2")
+FAMILIES = (
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "xception",
+    "inception_resnet_v2",
+)
 PUBLISHED = [
     *({"model": name, "overrides": {}, **CATALOG[name].published} for name in FAMILIES),
     *PUBLISHED_VARIANTS,
@@ -152,8 +159,11 @@ def test_inception_resnet_v2_params_and_transfer_match_keras():
     features = garden.create_model("inception_resnet_v2", features_only=True, input_shape=(75, 75, 3))
     # unpadded: 75 -> 37 -> 35 (stride 2) -> pool 17 -> 15 (stride 4) -> pool 7 -> 3 -> 1
     assert feature_shapes(features) == {
-        "stride_2": (35, 35, 64), "stride_4": (15, 15, 192), "stride_8": (7, 7, 320),
-        "stride_16": (3, 3, 1088), "stride_32": (1, 1, 1536),
+        "stride_2": (35, 35, 64),
+        "stride_4": (15, 15, 192),
+        "stride_8": (7, 7, 320),
+        "stride_16": (3, 3, 1088),
+        "stride_32": (1, 1, 1536),
     }
 
 
@@ -179,8 +189,11 @@ def test_transfer_refuses_a_missing_head():
 def test_mobilenet_v2_features_by_stride():
     model = garden.create_model("mobilenet_v2", features_only=True, input_shape=(64, 64, 3))
     assert feature_shapes(model) == {
-        "stride_2": (32, 32, 16), "stride_4": (16, 16, 24), "stride_8": (8, 8, 32),
-        "stride_16": (4, 4, 96), "stride_32": (2, 2, 320),
+        "stride_2": (32, 32, 16),
+        "stride_4": (16, 16, 24),
+        "stride_8": (8, 8, 32),
+        "stride_16": (4, 4, 96),
+        "stride_32": (2, 2, 320),
     }
 
 
@@ -202,11 +215,17 @@ def test_mobilenet_v3_features_by_stride():
     large = garden.create_model("mobilenet_v3_large", features_only=True, input_shape=(64, 64, 3))
     small = garden.create_model("mobilenet_v3_small", features_only=True, output_stride=16, input_shape=(64, 64, 3))
     assert feature_shapes(large) == {
-        "stride_2": (32, 32, 16), "stride_4": (16, 16, 24), "stride_8": (8, 8, 40),
-        "stride_16": (4, 4, 112), "stride_32": (2, 2, 160),
+        "stride_2": (32, 32, 16),
+        "stride_4": (16, 16, 24),
+        "stride_8": (8, 8, 40),
+        "stride_16": (4, 4, 112),
+        "stride_32": (2, 2, 160),
     }
     assert feature_shapes(small) == {
-        "stride_2": (32, 32, 16), "stride_4": (16, 16, 16), "stride_8": (8, 8, 24), "stride_16": (4, 4, 96),
+        "stride_2": (32, 32, 16),
+        "stride_4": (16, 16, 16),
+        "stride_8": (8, 8, 24),
+        "stride_16": (4, 4, 96),
     }
 
 

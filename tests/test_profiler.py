@@ -177,7 +177,16 @@ def test_json_schema_keys():
     assert set(data) >= {"model", "input_shape", "layers", "total"}
     assert set(data["total"]) >= {"params", "macs", "memory_kb"}
     for row in data["layers"]:
-        assert set(row) >= {"name", "type", "input_shape", "output_shape", "memory_kb", "params", "macs", "receptive_field"}
+        assert set(row) >= {
+            "name",
+            "type",
+            "input_shape",
+            "output_shape",
+            "memory_kb",
+            "params",
+            "macs",
+            "receptive_field",
+        }
 
 
 def test_lenet_by_hand():

@@ -48,7 +48,9 @@ def _write_voc(root, stems, size=(20, 16)):
     palette = voc_palette().reshape(-1).tolist()
     rng = np.random.default_rng(0)
     for stem in stems:
-        cv2.imwrite(str(root / "JPEGImages" / f"{stem}.jpg"), rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+        cv2.imwrite(
+            str(root / "JPEGImages" / f"{stem}.jpg"), rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        )
         mask = np.zeros((size[1], size[0]), np.uint8)
         mask[2:6, 3:9] = 15
         mask[6, :] = 255

@@ -80,13 +80,17 @@ def test_dice_loss_matches_reference(batch):
     labels, logits = batch
     _, probs, truths = _reference_terms(labels, logits)
     onehot = np.eye(C)[truths]
-    scores = [(2 * (probs[:, c] * onehot[:, c]).sum() + 1) / (probs[:, c].sum() + onehot[:, c].sum() + 1) for c in range(C)]
+    scores = [
+        (2 * (probs[:, c] * onehot[:, c]).sum() + 1) / (probs[:, c].sum() + onehot[:, c].sum() + 1) for c in range(C)
+    ]
     expected = 1 - np.mean(scores)
     assert float(losses.dice_loss(labels, logits)) == pytest.approx(expected, rel=1e-5)
     perfect = np.where(np.eye(C, dtype=bool)[np.where(labels == 255, 0, labels)], 50.0, -50.0).astype("float32")
     assert float(losses.dice_loss(labels, perfect)) == pytest.approx(0.0, abs=1e-5)
     combined = losses.CrossEntropyDice(dice_weight=0.5)(labels, logits)
-    assert float(combined) == pytest.approx(float(losses.pixel_cross_entropy(labels, logits)) + 0.5 * expected, rel=1e-5)
+    assert float(combined) == pytest.approx(
+        float(losses.pixel_cross_entropy(labels, logits)) + 0.5 * expected, rel=1e-5
+    )
 
 
 def _reference_confusion(labels, predicted, num_classes):

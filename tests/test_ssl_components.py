@@ -67,8 +67,9 @@ def test_momentum_schedule_runs_from_base_to_one():
 
 @pytest.fixture(scope="module")
 def byol():
-    return garden.create_model("byol", input_shape=(16, 16, 3), projection_units=(16, 8), prediction_units=(16, 8),
-                               total_steps=10)
+    return garden.create_model(
+        "byol", input_shape=(16, 16, 3), projection_units=(16, 8), prediction_units=(16, 8), total_steps=10
+    )
 
 
 def test_byol_target_starts_as_a_copy_and_is_frozen(byol):
@@ -199,16 +200,18 @@ def test_jigsaw_jitters_each_tile_on_its_own():
 
 
 def test_jigsaw_normalised_tiles_have_zero_mean():
-    model = garden.create_model("jigsaw", input_shape=(30, 30, 3), num_permutations=4, hidden_units=8,
-                                normalize_tiles=True)
+    model = garden.create_model(
+        "jigsaw", input_shape=(30, 30, 3), num_permutations=4, hidden_units=8, normalize_tiles=True
+    )
     images = np.random.default_rng(0).uniform(size=(2, 30, 30, 3)).astype("float32")
     tiles = ops.convert_to_numpy(model.cut_tiles(images))
     np.testing.assert_allclose(tiles.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
 
 
 def test_jigsaw_crops_before_cutting_in_training_only():
-    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8, gap=0.4,
-                                crop_scale=(0.2, 0.2))
+    model = garden.create_model(
+        "jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8, gap=0.4, crop_scale=(0.2, 0.2)
+    )
     values = np.arange(1, 10, dtype="float32").reshape(3, 3)
     image = np.kron(values, np.ones((10, 10), "float32"))[None, ..., None]
     plain = ops.convert_to_numpy(model.cut_tiles(image, training=False)).reshape(9, -1)
@@ -218,8 +221,9 @@ def test_jigsaw_crops_before_cutting_in_training_only():
 
 
 def test_jigsaw_reassembles_shuffled_tiles_into_their_cells():
-    model = garden.create_model("jigsaw", input_shape=(32, 32, 1), num_permutations=4, hidden_units=8, gap=0.4,
-                                reassemble=True)
+    model = garden.create_model(
+        "jigsaw", input_shape=(32, 32, 1), num_permutations=4, hidden_units=8, gap=0.4, reassemble=True
+    )
     assert (model.cell, model.tile, model.margin) == (10, 6, 2)
     order = np.array([4, 0, 8, 2, 6, 1, 3, 7, 5])
     tiles = np.stack([np.full((6, 6, 1), k + 1.0, "float32") for k in order])  # tile k carries order[k] + 1
@@ -228,13 +232,12 @@ def test_jigsaw_reassembles_shuffled_tiles_into_their_cells():
     expected = np.zeros((32, 32), "float32")
     for k, value in enumerate(order + 1.0):
         top, left = 1 + 10 * (k // 3) + 2, 1 + 10 * (k % 3) + 2  # a 1-pixel border, then the cell's margin
-        expected[top:top + 6, left:left + 6] = value
+        expected[top : top + 6, left : left + 6] = value
     np.testing.assert_array_equal(image[0, ..., 0], expected)
 
 
 def test_jigsaw_plus_plus_swaps_up_to_k_tiles_for_the_previous_images_same_cells():
-    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8,
-                                foreign_tiles=2)
+    model = garden.create_model("jigsaw", input_shape=(30, 30, 1), num_permutations=4, hidden_units=8, foreign_tiles=2)
     n = 300
     own = np.arange(n)[:, None] * 100.0 + np.arange(9)[None, :]  # tile value = 100 * image + cell
     tiles = np.broadcast_to(own.reshape(-1, 1, 1, 1), (9 * n, 2, 2, 1)).astype("float32")
@@ -250,20 +253,21 @@ def test_jigsaw_plus_plus_swaps_up_to_k_tiles_for_the_previous_images_same_cells
 
 
 def test_jigsaw_reassembled_reads_the_whole_feature_map_and_keeps_a_pooled_encoder():
-    model = garden.create_model("jigsaw", input_shape=(32, 32, 3), num_permutations=4, hidden_units=8,
-                                reassemble=True)
+    model = garden.create_model("jigsaw", input_shape=(32, 32, 3), num_permutations=4, hidden_units=8, reassemble=True)
     assert model.encoder.input_shape == (None, 32, 32, 3) and model.encoder.output_shape == (None, 256)
     assert model.classifier.dense_layers[0].kernel.shape[0] == 4 * 4 * 256  # small_cnn's 4x4 map at 32x32
     with pytest.raises(GardenError, match="upscale"):
-        pretrain("jigsaw", np.zeros((4, 32, 32, 3), "float32"), epochs=1, batch_size=2,
-                 reassemble=True, upscale=2)
+        pretrain("jigsaw", np.zeros((4, 32, 32, 3), "float32"), epochs=1, batch_size=2, reassemble=True, upscale=2)
 
 
-@pytest.mark.parametrize("name, options", [
-    ("rotnet", dict(hidden_units=8)),
-    ("colorization", dict(decoder_filters=4)),
-    ("jigsaw", dict(num_permutations=4, hidden_units=8)),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("rotnet", dict(hidden_units=8)),
+        ("colorization", dict(decoder_filters=4)),
+        ("jigsaw", dict(num_permutations=4, hidden_units=8)),
+    ],
+)
 def test_pretext_crop_zooms_in_during_training_only(name, options):
     model = garden.create_model(name, input_shape=(12, 12, 3), crop_scale=(0.25, 0.25), **options)
     ramp = np.broadcast_to(np.linspace(0.0, 1.0, 12, dtype="float32")[None, None, :, None], (4, 12, 12, 3))

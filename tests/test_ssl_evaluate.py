@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from garden.cli import main
-from garden.ssl.cli import method_option
+from garden.data.classification import digits
 from garden.errors import GardenError
 from garden.ssl import evaluate
-from garden.data.classification import digits
+from garden.ssl.cli import method_option
 from garden.ssl.data import colour_by_orientation, is_gray, load_split
 
 
@@ -84,8 +84,26 @@ def test_finetune_and_baseline_learn_a_trivial_task():
 @pytest.mark.slow
 def test_cli_pretrains_then_evaluates(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["ssl", "rotnet", "--data", "digits", "--epochs", "2", "--limit", "60", "--size", "16",
-                 "--batch-size", "16", "--option", "crop_scale=0.5,1.0", "--out", str(out)])
+    code = main(
+        [
+            "ssl",
+            "rotnet",
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+            "--limit",
+            "60",
+            "--size",
+            "16",
+            "--batch-size",
+            "16",
+            "--option",
+            "crop_scale=0.5,1.0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert json.loads((out / "ssl.json").read_text())["options"] == {"crop_scale": [0.5, 1.0]}
     for name in ("encoder.keras", "history.json", "learning_curve.png", "ssl.json"):
@@ -125,12 +143,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "cannot build colorization: colorization loss must be one of" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("temperature=0.2", ("temperature", 0.2)),
-    ("crop_scale=0.5,1.0", ("crop_scale", (0.5, 1.0))),
-    ("loss=regression", ("loss", "regression")),
-    ("normalize_tiles=true", ("normalize_tiles", True)),
-    (" views = {'flip': False}", ("views", {"flip": False})),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("temperature=0.2", ("temperature", 0.2)),
+        ("crop_scale=0.5,1.0", ("crop_scale", (0.5, 1.0))),
+        ("loss=regression", ("loss", "regression")),
+        ("normalize_tiles=true", ("normalize_tiles", True)),
+        (" views = {'flip': False}", ("views", {"flip": False})),
+    ],
+)
 def test_method_options_are_read_as_literals(text, expected):
     assert method_option(text) == expected

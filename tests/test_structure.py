@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_figures import FIGURES, figures
 
 import garden
 from garden.catalog import CATALOG
+from model_figures import FIGURES, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("garden", "deploy", "edge_app")
@@ -67,7 +67,7 @@ def find_cycle(graph):
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 found = visit(target)
                 if found:

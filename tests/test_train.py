@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from garden.cli import main
-from garden.data import ArrayExamples, Subset
+from garden.data import Subset
 from garden.data.classification import digits
 from garden.errors import GardenError
 from garden.layers import conv_norm_act
-from garden.train import fit
-from garden.train import report
+from garden.train import fit, report
 from garden.train.callbacks import read_history, write_history
 from garden.train.optim import build_optimizer, learning_rate, make_optimizer
+from helpers import squares
 
 
 def rate_at(schedule, step):
@@ -115,21 +115,6 @@ def tiny_segmenter(num_classes=3, size=32):
     return keras.Model(inputs, outputs, name="tiny_segmenter")
 
 
-def squares(count=48, size=32, seed=0):
-    """Images with a bright square (class 1) and a dark-red disc (class 2) on grey noise."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(90, 140, size=(count, size, size, 3)).astype(np.uint8)
-    masks = np.zeros((count, size, size), np.uint8)
-    for i in range(count):
-        top, left = rng.integers(0, size // 2, size=2)
-        images[i, top : top + size // 2, left : left + size // 2] = 240
-        masks[i, top : top + size // 2, left : left + size // 2] = 1
-        centre = tuple(int(c) for c in rng.integers(size // 4, 3 * size // 4, size=2))
-        cv2.circle(images[i], centre, size // 5, (120, 10, 10), -1)
-        cv2.circle(masks[i], centre, size // 5, 2, -1)
-    return ArrayExamples(images, masks, ["background", "square", "disc"], task="segmentation", name="squares")
-
-
 @pytest.mark.slow
 def test_segmentation_run(tmp_path):
     out = tmp_path / "seg"
@@ -145,9 +130,21 @@ def test_segmentation_run(tmp_path):
 def test_options_sgd_step_label_smoothing(tmp_path):
     data = digits()
     small = Subset(data, np.arange(400), name="digits-small")
-    summary = fit("lenet5", small, out=tmp_path / "r", epochs=2, optimizer="sgd", lr=0.05, schedule="step",
-                  weight_decay=5e-4, label_smoothing=0.1, augment="crop=0.8,color", precision="mixed_bfloat16",
-                  verbose=0, tensorboard=False)
+    summary = fit(
+        "lenet5",
+        small,
+        out=tmp_path / "r",
+        epochs=2,
+        optimizer="sgd",
+        lr=0.05,
+        schedule="step",
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        augment="crop=0.8,color",
+        precision="mixed_bfloat16",
+        verbose=0,
+        tensorboard=False,
+    )
     assert summary["epochs"] == 2 and 0 <= summary["metrics"]["accuracy"] <= 1
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     last = keras.saving.load_model(tmp_path / "r" / "last.keras", safe_mode=True)
@@ -204,8 +201,21 @@ def make_folder(root, broken=False, empty_class=False):
 def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, setup, extra, message):
     data = setup(tmp_path / "data")
     out = tmp_path / "out"
-    code, err = call(capsys, "train", "lenet5", "--data", str(data), "--out", str(out), "--epochs", "1",
-                     "--no-tensorboard", "--verbose", "0", *extra)
+    code, err = call(
+        capsys,
+        "train",
+        "lenet5",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--no-tensorboard",
+        "--verbose",
+        "0",
+        *extra,
+    )
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("garden: error:")
     assert __import__("re").search(message, err), err
     assert not out.exists()
@@ -214,7 +224,9 @@ def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, setup, extra, mes
 def test_failed_run_leaves_an_existing_empty_folder_empty(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     data = make_folder(tmp_path / "data", broken=True)
-    code, err = call(capsys, "train", "lenet5", "--data", str(data), "--out", str(tmp_path / "out"), "--batch-size", "2")
+    code, err = call(
+        capsys, "train", "lenet5", "--data", str(data), "--out", str(tmp_path / "out"), "--batch-size", "2"
+    )
     assert code == 2 and list((tmp_path / "out").iterdir()) == []
 
 

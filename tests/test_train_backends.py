@@ -22,7 +22,7 @@ import garden
 from garden.data import Subset
 from garden.data.classification import digits
 from garden.train import fit
-from test_train import squares
+from helpers import squares
 
 out = sys.argv[1]
 cls = fit("lenet5", Subset(digits(), np.arange(500), name="digits-500"), out=out + "/cls", epochs=2, verbose=0)
@@ -37,18 +37,23 @@ def environment(backend, **extra):
 
 
 def run_script(backend, out):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(out), str(ROOT / "tests")], env=environment(backend), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out), str(ROOT / "tests")],
+        env=environment(backend),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 @pytest.mark.slow
 @pytest.mark.backend
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_classification_and_segmentation_without_tensorflow(backend, tmp_path):
-    import keras
+    import garden
 
     result = run_script(backend, tmp_path)
     assert result["backend"] == backend
@@ -57,12 +62,13 @@ def test_classification_and_segmentation_without_tensorflow(backend, tmp_path):
     assert not (tmp_path / "cls" / "logs").exists()  # no TensorBoard without TensorFlow
     for run, picture in (("cls", "confusion_matrix.png"), ("seg", "overlays.png")):
         assert (tmp_path / run / picture).stat().st_size > 1000
-        keras.saving.load_model(tmp_path / run / "best.keras", safe_mode=True)  # loads on TensorFlow too
+        garden.load_model(tmp_path / run / "best.keras")  # loads on TensorFlow too (safe mode, garden's classes)
 
 
 def garden_train(*argv, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "garden", "train", *argv], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "garden", "train", *argv], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 COMMON = ["lenet5", "--data", "digits", "--epochs", "1", "--verbose", "2", "--no-tensorboard"]
@@ -70,8 +76,18 @@ COMMON = ["lenet5", "--data", "digits", "--epochs", "1", "--verbose", "2", "--no
 
 @pytest.mark.slow
 def test_mirrored_over_two_cpu_devices(tmp_path):
-    done = garden_train(*COMMON, "--strategy", "mirrored", "--cpu-replicas", "2", "--batch-size", "32",
-                        "--out", str(tmp_path / "m"), env=environment("tensorflow"))
+    done = garden_train(
+        *COMMON,
+        "--strategy",
+        "mirrored",
+        "--cpu-replicas",
+        "2",
+        "--batch-size",
+        "32",
+        "--out",
+        str(tmp_path / "m"),
+        env=environment("tensorflow"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["replicas"] == 2 and summary["strategy"] == "mirrored" and summary["metrics"]["accuracy"] > 0.5
@@ -82,8 +98,18 @@ def test_mirrored_over_two_cpu_devices(tmp_path):
 def test_jax_data_parallel_via_backend_flag(tmp_path):
     # Started under TensorFlow: --backend jax re-executes the command under JAX before Keras loads.
     env = environment("tensorflow", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    done = garden_train(*COMMON, "--backend", "jax", "--strategy", "jax-data-parallel", "--batch-size", "32",
-                        "--out", str(tmp_path / "j"), env=env)
+    done = garden_train(
+        *COMMON,
+        "--backend",
+        "jax",
+        "--strategy",
+        "jax-data-parallel",
+        "--batch-size",
+        "32",
+        "--out",
+        str(tmp_path / "j"),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "j" / "summary.json").read_text())
     assert summary["backend"] == "jax" and summary["replicas"] == 2 and summary["metrics"]["accuracy"] > 0.5
@@ -108,8 +134,15 @@ def test_multiworker_two_processes(tmp_path):
     for index in range(2):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         env = environment("tensorflow", TF_CONFIG=config)
-        workers.append(subprocess.Popen([sys.executable, "-m", "garden", "train", *argv], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "garden", "train", *argv],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         outputs = [worker.communicate(timeout=240) for worker in workers]
     finally:
@@ -117,7 +150,9 @@ def test_multiworker_two_processes(tmp_path):
             if worker.poll() is None:
                 worker.kill()
     for worker, (_, err) in zip(workers, outputs):
-        assert worker.returncode == 0, "\n".join(l for l in err.splitlines() if not l.startswith(" " * 6))[-4000:]
+        assert worker.returncode == 0, "\n".join(line for line in err.splitlines() if not line.startswith(" " * 6))[
+            -4000:
+        ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["replicas"] == 2 and summary["epochs"] == 1 and summary["metrics"]["accuracy"] > 0.5
     assert not (out / ".worker-1").exists()  # the non-chief worker's files are cleaned away

@@ -32,10 +32,23 @@ def epochs_in(folder):
 @pytest.mark.slow
 def test_sigkill_then_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["lenet5", "--data", "digits", "--epochs", "2", "--batch-size", "16", "--out", str(out),
-            "--verbose", "2", "--no-tensorboard"]
-    process = subprocess.Popen(garden_command(*argv), env=environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    argv = [
+        "lenet5",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--verbose",
+        "2",
+        "--no-tensorboard",
+    ]
+    process = subprocess.Popen(
+        garden_command(*argv), env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     state = out / "backup" / "state.json"
     deadline = time.monotonic() + 180
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -48,8 +61,9 @@ def test_sigkill_then_resume(tmp_path, capsys):
     assert epochs_in(out) == [1] and not (out / "summary.json").exists()
     first_row = (out / "history.csv").read_text().splitlines()[1]
 
-    resumed = subprocess.run(garden_command(*argv, "--resume"), env=environment(), capture_output=True,
-                             text=True, timeout=240)
+    resumed = subprocess.run(
+        garden_command(*argv, "--resume"), env=environment(), capture_output=True, text=True, timeout=240
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Epoch 2/2" in resumed.stdout and "Epoch 1/2" not in resumed.stdout
     assert epochs_in(out) == [1, 2]

@@ -29,7 +29,7 @@ from garden.train import callbacks as cb
 from garden.train import fit, settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
-FIT = sys.modules["garden.train.fit"]  # the module (garden.train.fit the name is the function)
+FIT = sys.modules["garden.train.trainer"]  # the module behind garden.train.fit
 QUICK = dict(epochs=2, batch_size=32, verbose=0, tensorboard=False)
 
 
@@ -116,9 +116,11 @@ def plant_stale_temporaries(folder):
     """Leftovers of a killed garden process (marked with a dead process id) in ``folder`` and its backup."""
     pid = dead_pid()
     (folder / cb.BACKUP).mkdir(parents=True, exist_ok=True)
-    planted = [folder / f".last{_files.PARTIAL_MARK}{pid}-0a1b2c3d.keras",
-               folder / f".state{_files.PARTIAL_MARK}{pid}-0a1b2c3e.json",
-               folder / cb.BACKUP / f".epoch-1{_files.PARTIAL_MARK}{pid}-0a1b2c3f.weights.h5"]
+    planted = [
+        folder / f".last{_files.PARTIAL_MARK}{pid}-0a1b2c3d.keras",
+        folder / f".state{_files.PARTIAL_MARK}{pid}-0a1b2c3e.json",
+        folder / cb.BACKUP / f".epoch-1{_files.PARTIAL_MARK}{pid}-0a1b2c3f.weights.h5",
+    ]
     for path in planted:
         path.write_bytes(b"half a file")
     return planted
@@ -156,12 +158,30 @@ def image_folder(root, per_class=24):
 # ---------------------------------------------------------------- number options
 
 
-@pytest.mark.parametrize("option, value", [
-    ("--lr", "nan"), ("--lr", "0"), ("--lr", "-1e-3"), ("--lr", "inf"), ("--epochs", "0"), ("--epochs", "1.5"),
-    ("--batch-size", "-2"), ("--warmup", "nan"), ("--warmup", "-1"), ("--weight-decay", "-1"),
-    ("--weight-decay", "nan"), ("--label-smoothing", "1"), ("--label-smoothing", "nan"), ("--held-out", "0"),
-    ("--held-out", "1"), ("--held-out", "nan"), ("--seed", "-1"), ("--workers", "0"), ("--cpu-replicas", "0"),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--lr", "nan"),
+        ("--lr", "0"),
+        ("--lr", "-1e-3"),
+        ("--lr", "inf"),
+        ("--epochs", "0"),
+        ("--epochs", "1.5"),
+        ("--batch-size", "-2"),
+        ("--warmup", "nan"),
+        ("--warmup", "-1"),
+        ("--weight-decay", "-1"),
+        ("--weight-decay", "nan"),
+        ("--label-smoothing", "1"),
+        ("--label-smoothing", "nan"),
+        ("--held-out", "0"),
+        ("--held-out", "1"),
+        ("--held-out", "nan"),
+        ("--seed", "-1"),
+        ("--workers", "0"),
+        ("--cpu-replicas", "0"),
+    ],
+)
 def test_train_number_options_refused_in_one_line(tmp_path, capsys, option, value):
     out = tmp_path / "out"
     code, err = call(capsys, "train", "lenet5", "--data", "digits", "--out", out, f"{option}={value}")
@@ -169,12 +189,20 @@ def test_train_number_options_refused_in_one_line(tmp_path, capsys, option, valu
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["ssl", "simclr", "--learning-rate", "nan"], ["ssl", "simclr", "--learning-rate", "0"],
-    ["ssl", "simclr", "--epochs", "0"], ["ssl", "simclr", "--size", "-4"], ["ssl", "simclr", "--batch-size", "0"],
-    ["ssl", "simclr", "--limit", "0"], ["ssl", "simclr", "--seed", "-1"],
-    ["ssl-eval", "somewhere", "--k", "0"], ["ssl-eval", "somewhere", "--epochs", "nan"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ssl", "simclr", "--learning-rate", "nan"],
+        ["ssl", "simclr", "--learning-rate", "0"],
+        ["ssl", "simclr", "--epochs", "0"],
+        ["ssl", "simclr", "--size", "-4"],
+        ["ssl", "simclr", "--batch-size", "0"],
+        ["ssl", "simclr", "--limit", "0"],
+        ["ssl", "simclr", "--seed", "-1"],
+        ["ssl-eval", "somewhere", "--k", "0"],
+        ["ssl-eval", "somewhere", "--epochs", "nan"],
+    ],
+)
 def test_ssl_number_options_refused_in_one_line(tmp_path, capsys, argv):
     out = tmp_path / "out"
     extra = ["--out", out] if argv[0] == "ssl" else []
@@ -191,13 +219,33 @@ def test_ssl_refuses_an_out_that_is_a_file_before_pretraining(tmp_path, capsys, 
     assert (tmp_path / "out").read_text() == "mine"
 
 
-@pytest.mark.parametrize("option, value", [
-    ("lr", float("nan")), ("lr", 0.0), ("lr", float("inf")), ("lr", "0.1"), ("epochs", 0), ("epochs", 2.5),
-    ("epochs", True), ("batch_size", 0), ("weight_decay", float("nan")), ("warmup", -1.0),
-    ("label_smoothing", 1.0), ("held_out", float("nan")), ("held_out", 1.0), ("seed", -1), ("seed", 2**32), ("workers", 0),
-    ("cpu_replicas", 0), ("tensorboard", "yes"), ("input_size", (0, 32)), ("input_size", "32"),
-    ("augment", "crop=nan"), ("augment", "distort=inf"),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("lr", float("nan")),
+        ("lr", 0.0),
+        ("lr", float("inf")),
+        ("lr", "0.1"),
+        ("epochs", 0),
+        ("epochs", 2.5),
+        ("epochs", True),
+        ("batch_size", 0),
+        ("weight_decay", float("nan")),
+        ("warmup", -1.0),
+        ("label_smoothing", 1.0),
+        ("held_out", float("nan")),
+        ("held_out", 1.0),
+        ("seed", -1),
+        ("seed", 2**32),
+        ("workers", 0),
+        ("cpu_replicas", 0),
+        ("tensorboard", "yes"),
+        ("input_size", (0, 32)),
+        ("input_size", "32"),
+        ("augment", "crop=nan"),
+        ("augment", "distort=inf"),
+    ],
+)
 def test_python_api_refuses_bad_numbers(tmp_path, small_digits, option, value):
     with pytest.raises(GardenError, match=option.split("_")[0]):
         settings_for("lenet5", **{option: value})
@@ -206,11 +254,14 @@ def test_python_api_refuses_bad_numbers(tmp_path, small_digits, option, value):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cpu-replicas", "2"], "--cpu-replicas works only with --strategy mirrored"),
-    (["--warmup", "1", "--schedule", "step"], "--warmup works with --schedule cosine or constant, not step"),
-    (["--resume"], "--resume needs --out"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cpu-replicas", "2"], "--cpu-replicas works only with --strategy mirrored"),
+        (["--warmup", "1", "--schedule", "step"], "--warmup works with --schedule cosine or constant, not step"),
+        (["--resume"], "--resume needs --out"),
+    ],
+)
 def test_incompatible_options_refused(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     out = [] if "--resume" in argv else ["--out", tmp_path / "out"]
@@ -240,9 +291,15 @@ def test_resume_keeps_the_recorded_settings(tmp_path, capsys):
 # ---------------------------------------------------------------- folders that are not a garden run
 
 
-@pytest.mark.parametrize("contents, resume", [
-    ("dot-files", False), ("dot-files", True), ("project", True), ("run plus a user file", True),
-])
+@pytest.mark.parametrize(
+    "contents, resume",
+    [
+        ("dot-files", False),
+        ("dot-files", True),
+        ("project", True),
+        ("run plus a user file", True),
+    ],
+)
 def test_a_folder_that_is_not_a_run_is_refused_untouched(tmp_path, capsys, contents, resume):
     out = tmp_path / "out"
     out.mkdir()
@@ -257,16 +314,20 @@ def test_a_folder_that_is_not_a_run_is_refused_untouched(tmp_path, capsys, conte
         (out / "history.csv").write_text("epoch\n1\n")
         (out / "my-analysis.ipynb").write_text("{}")
     before = digest(out)
-    code, err = call(capsys, "train", "lenet5", "--data", "digits", "--out", out, *(["--resume"] if resume else []),
-                     "--epochs", "1")
+    code, err = call(
+        capsys, "train", "lenet5", "--data", "digits", "--out", out, *(["--resume"] if resume else []), "--epochs", "1"
+    )
     one_line_error(code, err, "holds .*which no garden run writes")
     assert digest(out) == before
 
 
-@pytest.mark.parametrize("extra, message", [
-    ([], "output folder . holds .env, .git/, notes.txt and 1 more, which no garden run writes"),
-    (["--lr", "nan"], "argument --lr: 'nan' is not a finite number"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "output folder . holds .env, .git/, notes.txt and 1 more, which no garden run writes"),
+        (["--lr", "nan"], "argument --lr: 'nan' is not a finite number"),
+    ],
+)
 def test_out_dot_in_a_project_is_refused(tmp_path, capsys, monkeypatch, extra, message):
     project = make_user_files(tmp_path / "project")
     before = digest(project)
@@ -328,8 +389,23 @@ def test_interrupt_on_the_command_line_exits_130_and_leaves_an_existing_folder_e
     data = image_folder(tmp_path / "data")
     (tmp_path / "out").mkdir()
     interrupt_at(monkeypatch, epoch=1, batch=1)
-    code = main(["train", "lenet5", "--data", str(data), "--out", str(tmp_path / "out"), "--batch-size", "8",
-                 "--epochs", "2", "--verbose", "0", "--no-tensorboard"])
+    code = main(
+        [
+            "train",
+            "lenet5",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--batch-size",
+            "8",
+            "--epochs",
+            "2",
+            "--verbose",
+            "0",
+            "--no-tensorboard",
+        ]
+    )
     assert code == 130 and "interrupted" in capsys.readouterr().err
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -383,16 +459,30 @@ def fail_writes(monkeypatch, method, on_call):
     monkeypatch.setattr(keras.Model, method, write)
 
 
-@pytest.mark.parametrize("method, on_call, message, backup_epoch", [
-    ("save", 1, r"^cannot write last\.keras: no space left on the device; no epoch had finished", 0),
-    ("save", 3, r"^cannot write last\.keras: no space left on the device; the checkpoint of epoch 1 "
-                r"\(last\.keras, best\.keras, backup/\) is intact; --resume continues from epoch 1$", 1),
-    ("save_weights", 2, r"^cannot write backup/epoch-2\.weights\.h5: no space left on the device; the checkpoints "
-                        r"of epoch 2 \(last\.keras.*\) and epoch 1 \(.*backup/\) are intact; --resume continues "
-                        r"from epoch 1$", 1),
-])
-def test_no_space_at_a_write_keeps_the_last_good_checkpoint(tmp_path, small_digits, monkeypatch, method, on_call,
-                                                            message, backup_epoch):
+@pytest.mark.parametrize(
+    "method, on_call, message, backup_epoch",
+    [
+        ("save", 1, r"^cannot write last\.keras: no space left on the device; no epoch had finished", 0),
+        (
+            "save",
+            3,
+            r"^cannot write last\.keras: no space left on the device; the checkpoint of epoch 1 "
+            r"\(last\.keras, best\.keras, backup/\) is intact; --resume continues from epoch 1$",
+            1,
+        ),
+        (
+            "save_weights",
+            2,
+            r"^cannot write backup/epoch-2\.weights\.h5: no space left on the device; the checkpoints "
+            r"of epoch 2 \(last\.keras.*\) and epoch 1 \(.*backup/\) are intact; --resume continues "
+            r"from epoch 1$",
+            1,
+        ),
+    ],
+)
+def test_no_space_at_a_write_keeps_the_last_good_checkpoint(
+    tmp_path, small_digits, monkeypatch, method, on_call, message, backup_epoch
+):
     out = tmp_path / "run"
     fail_writes(monkeypatch, method, on_call)
     with pytest.raises(OSError, match=message) as caught:
@@ -445,8 +535,11 @@ def test_a_full_filesystem_keeps_the_checkpoint_of_the_last_epoch(tmpfs, small_d
             fill(tmpfs, leave=64 * 1024)  # the history of epoch 3 fits, its last.keras does not
 
     monkeypatch.setattr(cb.Backup, "finished", backup_then_fill)
-    with pytest.raises(OSError, match=r"^cannot write last\.keras: no space left on the device; the checkpoints? of "
-                                      r"epoch 2 \(last\.keras.*backup/\).* intact; --resume continues from epoch 2$"):
+    with pytest.raises(
+        OSError,
+        match=r"^cannot write last\.keras: no space left on the device; the checkpoints? of "
+        r"epoch 2 \(last\.keras.*backup/\).* intact; --resume continues from epoch 2$",
+    ):
         fit("lenet5", small_digits, out=out, **{**QUICK, "epochs": 3})
     assert not temporaries(tmpfs)
     assert cb.read_state(out)["epoch"] == 2
@@ -462,8 +555,11 @@ def test_a_read_only_filesystem_is_one_line_before_training(tmpfs, capsys, monke
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     monkeypatch.setattr(FIT, "_prepare", lambda *a, **k: pytest.fail("training started"))
     code, err = call(capsys, "train", "lenet5", "--data", "digits", "--out", tmpfs / "run")
-    one_line_error(code, err, f"cannot write the folder {tmpfs}: the filesystem is read-only; nothing was changed; "
-                              "training did not start")
+    one_line_error(
+        code,
+        err,
+        f"cannot write the folder {tmpfs}: the filesystem is read-only; nothing was changed; training did not start",
+    )
 
 
 def honour_write_bits(monkeypatch):
@@ -503,8 +599,13 @@ def test_a_read_only_folder_is_one_line_before_training(tmp_path, capsys, monkey
 
 def garden_train(*argv):
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "garden", "train", *argv], env=environment,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "garden", "train", *argv],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def kill_when(process, ready, deadline_s=120):
@@ -522,14 +623,30 @@ def kill_when(process, ready, deadline_s=120):
 @pytest.mark.slow
 def test_killed_runs_leave_no_temporary_after_the_next_resume(tmp_path):
     out = tmp_path / "run"
-    argv = ["lenet5", "--data", "digits", "--epochs", "4", "--batch-size", "64", "--out", str(out), "--resume",
-            "--verbose", "0", "--no-tensorboard"]
+    argv = [
+        "lenet5",
+        "--data",
+        "digits",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+        "--resume",
+        "--verbose",
+        "0",
+        "--no-tensorboard",
+    ]
     moment = random.Random(22)
     started = {}
     triggers = [
         lambda: bool(temporaries(out)),  # in the middle of a checkpoint's write
-        lambda: any(_files.PARTIAL_MARK in name for name in os.listdir(out / cb.BACKUP)) if (out / cb.BACKUP).is_dir()
-        else False,  # in the middle of the backup's weights
+        lambda: (
+            any(_files.PARTIAL_MARK in name for name in os.listdir(out / cb.BACKUP))
+            if (out / cb.BACKUP).is_dir()
+            else False
+        ),  # in the middle of the backup's weights
         lambda: time.monotonic() - started["at"] > moment.uniform(8, 14),  # any moment, start-up included
     ]
     left_behind = []
@@ -556,8 +673,11 @@ def test_no_space_while_finishing_keeps_every_epoch_and_resume_finishes(tmp_path
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(FIT.report, "plot_curves", no_space)
-    with pytest.raises(OSError, match=r"^cannot write curves\.png: no space left on the device; the checkpoint of "
-                                      r"epoch 2 \(last\.keras, best\.keras, backup/\) is intact; --resume continues"):
+    with pytest.raises(
+        OSError,
+        match=r"^cannot write curves\.png: no space left on the device; the checkpoint of "
+        r"epoch 2 \(last\.keras, best\.keras, backup/\) is intact; --resume continues",
+    ):
         fit("lenet5", small_digits, out=out, **QUICK)
     assert not (out / "summary.json").exists() and cb.read_state(out)["epoch"] == 2
     monkeypatch.undo()

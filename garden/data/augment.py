@@ -98,8 +98,10 @@ def distortion_matrix(shape, rng, degrees):
     angle = np.deg2rad(rng.uniform(-degrees, degrees))
     scale = rng.uniform(0.9, 1.1)
     shear = rng.uniform(-0.1, 0.1)
-    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.array(
-        [[1.0, shear], [0.0, 1.0]]
+    linear = (
+        scale
+        * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        @ np.array([[1.0, shear], [0.0, 1.0]])
     )
     centre = np.array([width / 2, height / 2])
     shift = rng.uniform(-0.08, 0.08, size=2) * [width, height]
@@ -133,7 +135,12 @@ def augment_pair(image, mask, rng, config, size):
         image = out[..., None] if out.ndim == 2 else out
         if mask is not None:
             mask = cv2.warpAffine(
-                mask, matrix, size[::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE_LABEL
+                mask,
+                matrix,
+                size[::-1],
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=IGNORE_LABEL,
             )
     if config.flip and rng.random() < 0.5:
         image = image[:, ::-1]

@@ -89,7 +89,9 @@ def split(examples, held_out=0.2, seed=0):
     """``(train, held_out)`` subsets, shuffled by ``seed``; deterministic."""
     order = np.random.default_rng(seed).permutation(len(examples))
     cut = len(examples) - max(1, int(round(held_out * len(examples))))
-    return Subset(examples, order[:cut], f"{examples.name}-train"), Subset(examples, order[cut:], f"{examples.name}-test")
+    return Subset(examples, order[:cut], f"{examples.name}-train"), Subset(
+        examples, order[cut:], f"{examples.name}-test"
+    )
 
 
 def to_model_input(images):

@@ -17,8 +17,20 @@ from garden.data.base import ArrayExamples
 
 CLASS_NAMES = ("background",) + tuple(f"digit_{d}" for d in range(10))
 PHOTOS = (
-    "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
-    "retina", "brick", "grass", "gravel", "camera", "coins", "moon", "clock",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "coins",
+    "moon",
+    "clock",
 )
 
 

@@ -21,8 +21,27 @@ from garden.data.base import IGNORE_LABEL, Examples
 from garden.errors import GardenError
 
 VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -156,7 +175,7 @@ def mask_folders(images_dir, masks_dir, class_names=None, num_classes=None):
     if class_names is None:
         if num_classes is None:
             labels = [m[m != IGNORE_LABEL] for m in map(read_mask, paired)]
-            num_classes = int(max(l.max(initial=0) for l in labels)) + 1
+            num_classes = int(max(label.max(initial=0) for label in labels)) + 1
         class_names = tuple(f"class_{i}" for i in range(num_classes))
     return MaskedImages(images, paired, class_names, name=Path(images_dir).name)
 

@@ -72,7 +72,9 @@ def detect_layout(root):
         return "image_folder", root
     if any(is_image(p) for p in entries):
         raise GardenError(f"data folder {root} holds images but no class folders: put each class in its own sub-folder")
-    raise GardenError(f"cannot tell the layout of data folder {root}: no class folders, VOC, images/masks or CIFAR-10 files")
+    raise GardenError(
+        f"cannot tell the layout of data folder {root}: no class folders, VOC, images/masks or CIFAR-10 files"
+    )
 
 
 def _voc_root(root):

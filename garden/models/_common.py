@@ -90,14 +90,23 @@ def classifier(*, name, input_shape=(224, 224, 3), num_classes=1000, dropout=0.0
     ``name`` (defaults given here per family); a trunk that declares one of those receives it too.
     """
     shared = {
-        "num_classes": num_classes, "input_shape": input_shape, "include_top": True, "pooling": None,
-        "dropout": dropout, "classifier_activation": None, "features_only": False, "name": name,
+        "num_classes": num_classes,
+        "input_shape": input_shape,
+        "include_top": True,
+        "pooling": None,
+        "dropout": dropout,
+        "classifier_activation": None,
+        "features_only": False,
+        "name": name,
     }
 
     def decorate(trunk):
         own = [p for p in inspect.signature(trunk).parameters.values()][1:]  # after ``inputs``
-        extra = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)
-                 for key, value in shared.items() if key not in {p.name for p in own}]
+        extra = [
+            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)
+            for key, value in shared.items()
+            if key not in {p.name for p in own}
+        ]
         signature = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra)
 
         @functools.wraps(trunk)

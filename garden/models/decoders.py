@@ -40,11 +40,28 @@ def aspp(features, inputs, *, output_stride=16, filters=256, rates=None, separab
     )
 
 
-def deeplabv3plus(features, inputs, *, output_stride=16, filters=256, rates=None, separable=True, dropout=0.1,
-                  decoder_filters=256, low_level_filters=48):
+def deeplabv3plus(
+    features,
+    inputs,
+    *,
+    output_stride=16,
+    filters=256,
+    rates=None,
+    separable=True,
+    dropout=0.1,
+    decoder_filters=256,
+    low_level_filters=48,
+):
     """The v3+ decoder: ASPP upsampled to stride 4, concatenated with reduced stride-4 features, two 3x3 convs."""
-    x = aspp(features, inputs, output_stride=output_stride, filters=filters, rates=rates, separable=separable,
-             dropout=dropout)
+    x = aspp(
+        features,
+        inputs,
+        output_stride=output_stride,
+        filters=filters,
+        rates=rates,
+        separable=separable,
+        dropout=dropout,
+    )
     low_level = conv_norm_act(_feature(features, 4, "deeplabv3plus"), low_level_filters, 1, name="decoder_low_level")
     x = ResizeLike(name="decoder_upsample")([x, low_level])
     x = layers.Concatenate(name="decoder_concat")([x, low_level])
@@ -134,8 +151,13 @@ def _bilinear_taps(size):
 def _upsample(x, num_classes, factor, name):
     """Learnable transpose convolution, kernel 2f, stride f, initialised to bilinear upsampling by f."""
     return layers.Conv2DTranspose(
-        num_classes, 2 * factor, strides=factor, padding="same", use_bias=False,
-        kernel_initializer=BilinearUpsampling(), name=name,
+        num_classes,
+        2 * factor,
+        strides=factor,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=BilinearUpsampling(),
+        name=name,
     )(x)
 
 

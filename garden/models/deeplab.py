@@ -47,11 +47,17 @@ def build_deeplab(
     check_output_stride(output_stride, (8, 16))
     inputs = model_input(input_shape, (513, 513, 3))
     features = backbone_features(backbone, inputs, output_stride, backbone_kwargs)
-    options = {"output_stride": output_stride, "filters": aspp_filters, "rates": aspp_rates, "separable": separable,
-               "dropout": dropout}
+    options = {
+        "output_stride": output_stride,
+        "filters": aspp_filters,
+        "rates": aspp_rates,
+        "separable": separable,
+        "dropout": dropout,
+    }
     if decoder:
-        x = deeplabv3plus(features, inputs, decoder_filters=decoder_filters, low_level_filters=low_level_filters,
-                          **options)
+        x = deeplabv3plus(
+            features, inputs, decoder_filters=decoder_filters, low_level_filters=low_level_filters, **options
+        )
     else:
         x = aspp(features, inputs, **options)
     return keras.Model(inputs, logits_head(x, num_classes, reference=inputs), name=name)

@@ -24,7 +24,9 @@ NORM = {"epsilon": 1.001e-5}
 
 
 @classifier(name="densenet")
-def build_densenet(inputs, *, blocks=(6, 12, 24, 16), growth_rate=32, bottleneck_width=4, compression=0.5, stem_filters=64):
+def build_densenet(
+    inputs, *, blocks=(6, 12, 24, 16), growth_rate=32, bottleneck_width=4, compression=0.5, stem_filters=64
+):
     """DenseNet-BC (Huang et al., 2017): dense blocks joined by compressing transition layers."""
     x = conv_norm_act(inputs, stem_filters, 7, 2, padding=3, name="conv1", norm_kwargs=NORM)
     features = {2: x}

@@ -77,8 +77,15 @@ def build_googlenet(
             taps[module] = x
         features[stride] = x
     model = classification_model(
-        inputs, features, name=name, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        dropout=dropout, classifier_activation=classifier_activation, features_only=features_only,
+        inputs,
+        features,
+        name=name,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+        features_only=features_only,
     )
     if not aux_logits or features_only or not include_top:
         return model

@@ -23,8 +23,13 @@ from garden.models.transfer import copy_pairs
 # A branch is a sequence of operations: a convolution (filters, kernel[, strides, padding]) or a
 # pool ("avg" | "max", size, strides, padding). Convolutions default to stride 1, "same".
 STEM = (
-    (32, 3, 2, "valid"), (32, 3, 1, "valid"), (64, 3), ("max", 3, 2, "valid"),
-    (80, 1, 1, "valid"), (192, 3, 1, "valid"), ("max", 3, 2, "valid"),
+    (32, 3, 2, "valid"),
+    (32, 3, 1, "valid"),
+    (64, 3),
+    ("max", 3, 2, "valid"),
+    (80, 1, 1, "valid"),
+    (192, 3, 1, "valid"),
+    ("max", 3, 2, "valid"),
 )
 MIXED_5B = (((96, 1),), ((48, 1), (64, 5)), ((64, 1), (96, 3), (96, 3)), (("avg", 3, 1, "same"), (64, 1)))
 REDUCTION_A = (((384, 3, 2, "valid"),), ((256, 1), (256, 3), (384, 3, 2, "valid")), (("max", 3, 2, "valid"),))

@@ -145,7 +145,12 @@ def build_mobilenet_v2(inputs, *, alpha=1.0, output_stride=32, features_only=Fal
         for block in range(1, blocks + 1):
             strides, rate = walk.step(first_stride if block == 1 else 1)
             x = inverted_residual(
-                x, x.shape[-1] * expansion, make_divisible(channels * alpha), 3, strides, rate,
+                x,
+                x.shape[-1] * expansion,
+                make_divisible(channels * alpha),
+                3,
+                strides,
+                rate,
                 name=f"stage{stage}_block{block}",
             )
         features[walk.stride] = x

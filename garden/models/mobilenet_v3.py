@@ -25,8 +25,8 @@ from keras import layers
 from garden.layers import activation, conv_norm_act, make_divisible
 from garden.models._common import classifier
 from garden.models._dilation import OutputStride
-from garden.models.transfer import copy_pairs
 from garden.models.mobilenet import inverted_residual
+from garden.models.transfer import copy_pairs
 
 RE, HS = "relu", "hard_swish"
 
@@ -36,8 +36,12 @@ LARGE = (
     ((3, 64, 24, False, RE, 2), (3, 72, 24, False, RE, 1)),
     ((5, 72, 40, True, RE, 2), (5, 120, 40, True, RE, 1), (5, 120, 40, True, RE, 1)),
     (
-        (3, 240, 80, False, HS, 2), (3, 200, 80, False, HS, 1), (3, 184, 80, False, HS, 1),
-        (3, 184, 80, False, HS, 1), (3, 480, 112, True, HS, 1), (3, 672, 112, True, HS, 1),
+        (3, 240, 80, False, HS, 2),
+        (3, 200, 80, False, HS, 1),
+        (3, 184, 80, False, HS, 1),
+        (3, 184, 80, False, HS, 1),
+        (3, 480, 112, True, HS, 1),
+        (3, 672, 112, True, HS, 1),
     ),
     ((5, 672, 160, True, HS, 2), (5, 960, 160, True, HS, 1), (5, 960, 160, True, HS, 1)),
 )
@@ -47,8 +51,11 @@ SMALL = (
     ((3, 16, 16, True, RE, 2),),
     ((3, 72, 24, False, RE, 2), (3, 88, 24, False, RE, 1)),
     (
-        (5, 96, 40, True, HS, 2), (5, 240, 40, True, HS, 1), (5, 240, 40, True, HS, 1),
-        (5, 120, 48, True, HS, 1), (5, 144, 48, True, HS, 1),
+        (5, 96, 40, True, HS, 2),
+        (5, 240, 40, True, HS, 1),
+        (5, 240, 40, True, HS, 1),
+        (5, 120, 48, True, HS, 1),
+        (5, 144, 48, True, HS, 1),
     ),
     ((5, 288, 96, True, HS, 2), (5, 576, 96, True, HS, 1), (5, 576, 96, True, HS, 1)),
 )
@@ -78,7 +85,14 @@ def build_mobilenet_v3(inputs, *, blocks, last_channels, alpha=1.0, output_strid
             strides, rate = walk.step(stride)
             expanded = make_divisible(x.shape[-1] * expansion / table_channels)
             x = inverted_residual(
-                x, expanded, make_divisible(out * alpha), kernel, strides, rate, act, se,
+                x,
+                expanded,
+                make_divisible(out * alpha),
+                kernel,
+                strides,
+                rate,
+                act,
+                se,
                 name=f"stage{stage}_block{block}",
             )
             table_channels = out

@@ -37,7 +37,6 @@ from garden.errors import GardenError
 from garden.layers import conv_norm_act, squeeze_excite
 from garden.models._common import classifier
 from garden.models._dilation import OutputStride
-from garden.models.transfer import transfer_by_name
 
 # (stage name, base width, stride of its first block); a stage's blocks come from ``depths``.
 STAGES = (("conv2", 64, 1), ("conv3", 128, 2), ("conv4", 256, 2), ("conv5", 512, 2))
@@ -47,7 +46,17 @@ NORM = {"epsilon": 1.001e-5}
 
 
 @classifier(name="resnet")
-def build_resnet(inputs, *, block="bottleneck", depths=(3, 4, 6, 3), groups=1, width_per_group=64, se_ratio=None, stride_in="1x1", output_stride=32):
+def build_resnet(
+    inputs,
+    *,
+    block="bottleneck",
+    depths=(3, 4, 6, 3),
+    groups=1,
+    width_per_group=64,
+    se_ratio=None,
+    stride_in="1x1",
+    output_stride=32,
+):
     """ResNet (He et al., 2016), ResNeXt (Xie et al., 2017) and SE-ResNet (Hu et al., 2018)."""
     if block not in EXPANSION:
         raise GardenError(f"unknown residual block {block!r}; choose basic or bottleneck")
@@ -82,9 +91,7 @@ def basic_block(x, width, stride, dilation, name, se_ratio=None):
     return _merge(shortcut, y, se_ratio, name)
 
 
-def bottleneck_block(
-    x, width, stride, dilation, name, groups=1, width_per_group=64, se_ratio=None, stride_in="1x1"
-):
+def bottleneck_block(x, width, stride, dilation, name, groups=1, width_per_group=64, se_ratio=None, stride_in="1x1"):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand to ``4 * width`` (He et al., 2016, Figure 5 right).
 
     The inner width is ``width * width_per_group / 64 * groups`` (Xie et al., 2017, Table 1).

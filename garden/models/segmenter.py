@@ -25,13 +25,18 @@ def backbone_features(backbone, inputs, output_stride=None, backbone_kwargs=None
     Returns ``{stride: tensor}``, shallowest first. ``output_stride`` (8 or 16) is passed on to the
     backbone, which then dilates instead of striding past it.
     """
-    from garden.registry import create_model
+    from garden.registry import create_model, get_entry
 
     if isinstance(backbone, keras.Model):
         model = backbone
     else:
         kwargs = {"features_only": True, "input_shape": tuple(inputs.shape[1:]), **(backbone_kwargs or {})}
         if output_stride is not None:
+            if "output_stride" not in get_entry(backbone).arguments:
+                raise GardenError(
+                    f"backbone {backbone} cannot dilate to output stride {output_stride} (it takes no output_stride); "
+                    "choose a ResNet, MobileNet or Xception"
+                )
             kwargs["output_stride"] = output_stride
         model = create_model(backbone, **kwargs)
     outputs = model(inputs)

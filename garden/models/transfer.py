@@ -84,7 +84,5 @@ def _norm_of(conv_name):
 def _set(layer, weights, source_name):
     shapes = [tuple(w.shape) for w in layer.get_weights()]
     if shapes != [w.shape for w in weights]:
-        raise GardenError(
-            f"cannot copy {source_name} {[w.shape for w in weights]} into {layer.name} {shapes}"
-        )
+        raise GardenError(f"cannot copy {source_name} {[w.shape for w in weights]} into {layer.name} {shapes}")
     layer.set_weights(weights)

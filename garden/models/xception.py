@@ -36,9 +36,7 @@ EXIT_CONVOLUTIONS = (1536, 2048)
 
 def separable(x, filters, dilation_rate=1, name="sep"):
     """A ``SeparableConv2D`` (depthwise then pointwise, no nonlinearity between) and batch norm."""
-    x = layers.SeparableConv2D(
-        filters, 3, padding="same", dilation_rate=dilation_rate, use_bias=False, name=name
-    )(x)
+    x = layers.SeparableConv2D(filters, 3, padding="same", dilation_rate=dilation_rate, use_bias=False, name=name)(x)
     return apply_norm(x, "batch", f"{name}_bn")
 
 

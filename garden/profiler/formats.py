@@ -58,8 +58,21 @@ def _rows(profile):
     rows = [[_cell(key, getattr(row, key)) for _, key in COLUMNS] for row in profile.layers]
     total = profile.total
     rows.append(
-        ["total", "", "", "", "", "", "", "", "",
-         _cell("memory_kb", total["memory_kb"]), _cell("params", total["params"]), _cell("macs", total["macs"]), ""]
+        [
+            "total",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            _cell("memory_kb", total["memory_kb"]),
+            _cell("params", total["params"]),
+            _cell("macs", total["macs"]),
+            "",
+        ]
     )
     return rows
 

@@ -182,8 +182,11 @@ def selective_search(image, mode="fast", max_boxes=200, max_side=500):
     small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     search = segmentation.createSelectiveSearchSegmentation()
     search.setBaseImage(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-    {"fast": search.switchToSelectiveSearchFast, "quality": search.switchToSelectiveSearchQuality,
-     "single": search.switchToSingleStrategy}[mode]()
+    {
+        "fast": search.switchToSelectiveSearchFast,
+        "quality": search.switchToSelectiveSearchQuality,
+        "single": search.switchToSingleStrategy,
+    }[mode]()
     boxes = np.asarray(search.process(), dtype="float64").reshape(-1, 4)[: int(max_boxes)]
     boxes = np.round(boxes / scale).astype("int32")
     labels = felzenszwalb(image, k=150 * max(1.0, 1 / scale), sigma=0.8, min_size=50)

@@ -2,8 +2,6 @@
 
 import sys
 
-
-
 COMMANDS = {
     "segment-classic": "unsupervised segmentation: k-means, mean-shift, SLIC, ...",
 }

@@ -61,7 +61,7 @@ def pixel_accuracy(confusion):
 
 
 def evaluate(model, images, masks, num_classes, batch_size=16, ignore_label=IGNORE_LABEL):
-    """Run ``model`` (float inputs) over ``images`` and return ``{"mean_iou", "pixel_accuracy", "iou", "confusion"}``."""
+    """Run ``model`` (float inputs) over ``images``; return ``{"mean_iou", "pixel_accuracy", "iou", "confusion"}``."""
     confusion = np.zeros((num_classes, num_classes), dtype="int64")
     for start in range(0, len(images), batch_size):
         logits = model.predict_on_batch(images[start : start + batch_size])

@@ -44,7 +44,9 @@ def overlay(image, mask, alpha=0.55, palette=None, background=0):
     """Blend the coloured ``mask`` over ``image``; pixels labelled ``background`` stay untouched."""
     image = to_rgb(image)
     if image.shape[:2] != np.shape(mask):
-        raise GardenError(f"image is {image.shape[1]}x{image.shape[0]} but the mask is {np.shape(mask)[1]}x{np.shape(mask)[0]}")
+        raise GardenError(
+            f"image is {image.shape[1]}x{image.shape[0]} but the mask is {np.shape(mask)[1]}x{np.shape(mask)[0]}"
+        )
     colours = colorize(mask, palette).astype("float32")
     blended = image.astype("float32") * (1 - alpha) + colours * alpha
     keep = (np.asarray(mask) == background)[..., None] if background is not None else False
@@ -84,7 +86,9 @@ def comparison_strip(image, truth, prediction, palette=None, gap=4):
     image = to_rgb(image)
     truth, prediction = np.asarray(truth), np.asarray(prediction)
     if truth.shape != prediction.shape or truth.shape != image.shape[:2]:
-        raise GardenError(f"image {image.shape[:2]}, truth {truth.shape} and prediction {prediction.shape} differ in size")
+        raise GardenError(
+            f"image {image.shape[:2]}, truth {truth.shape} and prediction {prediction.shape} differ in size"
+        )
     wrong = (truth != prediction) & (truth != IGNORE_LABEL)
     errors = (image.astype("float32") * 0.35).astype("uint8")
     errors[wrong] = (230, 30, 30)
@@ -106,7 +110,9 @@ def save_comparison(path, rows, class_names=None, palette=None, scale=3, title=N
         raise GardenError("save_comparison needs at least one (image, truth, prediction) row")
     strips = [comparison_strip(*row, palette=palette) for row in rows]
     height, width = strips[0].shape[:2]
-    figure, axes = plt.subplots(len(strips), 1, figsize=(width * scale / 100, height * scale * len(strips) / 100 + 0.8), squeeze=False)
+    figure, axes = plt.subplots(
+        len(strips), 1, figsize=(width * scale / 100, height * scale * len(strips) / 100 + 0.8), squeeze=False
+    )
     for axis, strip in zip(axes[:, 0], strips):
         axis.imshow(strip, interpolation="nearest")
         axis.set_axis_off()

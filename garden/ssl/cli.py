@@ -1,5 +1,7 @@
 """``garden ssl`` (pre-train a method, keep its encoder) and ``garden ssl-eval`` (probe it with labels).
 
+For example::
+
     garden ssl simclr --backbone small_cnn --data digits --epochs 20 --out runs/simclr
     garden ssl rotnet --option crop_scale=0.5,1.0 --out runs/rotnet
     garden ssl-eval runs/simclr --protocol linear
@@ -35,8 +37,14 @@ def add_commands(commands):
     p.add_argument("--learning-rate", type=positive_float, default=1e-3)
     p.add_argument("--limit", type=positive_int, help="use only the first N images of the source (quick runs)")
     p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0)
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=method_option,
-                   help="a builder argument of the method, e.g. temperature=0.2 or crop_scale=0.5,1.0 (repeatable)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=method_option,
+        help="a builder argument of the method, e.g. temperature=0.2 or crop_scale=0.5,1.0 (repeatable)",
+    )
     p.set_defaults(run=run_ssl)
 
     p = commands.add_parser("ssl-eval", help=COMMANDS["ssl-eval"])
@@ -70,14 +78,23 @@ def run_ssl(args):
 
     if args.method not in list_models("ssl"):
         get_entry(args.method)  # an unknown name raises with close matches
-        raise UsageError(f"{args.method!r} is not a self-supervised method; choose one of {', '.join(list_models('ssl'))}")
+        raise UsageError(
+            f"{args.method!r} is not a self-supervised method; choose one of {', '.join(list_models('ssl'))}"
+        )
     check_out(Path(args.out))
     options = dict(args.option)
     images, _, _, _, _ = load_split(args.data, args.size, args.limit, seed=args.seed)
     print(f"pre-training {args.method} on {len(images)} unlabeled {args.data} images", file=sys.stderr)
     result = pretrain(
-        args.method, images, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        seed=args.seed, backbone=args.backbone, verbose=2, **options,
+        args.method,
+        images,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        backbone=args.backbone,
+        verbose=2,
+        **options,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,13 +104,23 @@ def run_ssl(args):
     write_text(out / "history.json", json.dumps(history, indent=1) + "\n")
     plot_learning_curve(history, out / "learning_curve.png", f"{args.method} on {args.data} ({args.backbone})")
     record = {
-        "method": args.method, "backbone": args.backbone, "data": args.data, "size": args.size,
-        "limit": args.limit, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "options": options, "seconds": round(result.seconds, 2),
+        "method": args.method,
+        "backbone": args.backbone,
+        "data": args.data,
+        "size": args.size,
+        "limit": args.limit,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "options": options,
+        "seconds": round(result.seconds, 2),
         "images": len(images),
     }
     write_text(out / "ssl.json", json.dumps(record, indent=1) + "\n")
-    print(f"{args.method}: final loss {history['loss'][-1]:.4f} after {result.seconds:.1f} s; wrote {out}/encoder.keras")
+    print(
+        f"{args.method}: final loss {history['loss'][-1]:.4f} after {result.seconds:.1f} s; wrote {out}/encoder.keras"
+    )
 
 
 def check_out(out):
@@ -136,7 +163,9 @@ def run_ssl_eval(args):
 
     record, encoder = load_run(args.run_dir)
     data = args.data or record["data"]
-    train_x, train_y, test_x, test_y, classes = load_split(data, record["size"], record.get("limit"), seed=record["seed"])
+    train_x, train_y, test_x, test_y, classes = load_split(
+        data, record["size"], record.get("limit"), seed=record["seed"]
+    )
     result = {"protocol": args.protocol, "data": data, "method": record["method"], "backbone": record["backbone"]}
     if args.protocol in ("linear", "knn"):
         train_f = evaluate.extract_features(encoder, train_x)
@@ -145,8 +174,10 @@ def run_ssl_eval(args):
             result["accuracy"] = evaluate.linear_probe(train_f, train_y, test_f, test_y)
         else:
             result["accuracy"] = evaluate.knn_accuracy(train_f, train_y, test_f, test_y, k=args.k)
-        print(f"{record['method']} {args.protocol}: test accuracy {result['accuracy']:.4f} "
-              f"({len(train_y)} labelled, {len(test_y)} test images)")
+        print(
+            f"{record['method']} {args.protocol}: test accuracy {result['accuracy']:.4f} "
+            f"({len(train_y)} labelled, {len(test_y)} test images)"
+        )
     else:
         amount = evaluate.parse_labels(args.labels)
         subset = evaluate.label_subset(train_y, amount, seed=record["seed"])

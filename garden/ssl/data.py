@@ -1,7 +1,8 @@
 """Images for pre-training and evaluation, as float arrays: ``(images, labels, class_names)``.
 
 Sources come from ``garden.data.sources.load_source`` (``digits``, ``cifar10:PATH``, a folder).
-Images are resized to ``size`` x ``size`` RGB in [0, 1]; the split into pre-training/probe images and held-out test images is fixed by ``seed``.
+Images are resized to ``size`` x ``size`` RGB in [0, 1]; the split into pre-training/probe images and
+held-out test images is fixed by ``seed``.
 """
 
 import cv2
@@ -30,7 +31,9 @@ def to_arrays(examples, size=32, limit=None):
         if image.ndim == 2:
             image = image[..., None]
         if image.shape[:2] != (size, size):
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
+            image = cv2.resize(
+                image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+            )
             image = image.reshape(size, size, -1)
         if image.shape[-1] == 1:
             image = np.repeat(image, 3, axis=-1)

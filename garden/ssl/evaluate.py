@@ -112,8 +112,16 @@ def classifier_on(encoder, num_classes, name="finetune"):
 
 
 def finetune(
-    encoder, train_images, train_labels, test_images, test_labels, num_classes=None, epochs=30, batch_size=32,
-    learning_rate=1e-3, seed=0,
+    encoder,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    num_classes=None,
+    epochs=30,
+    batch_size=32,
+    learning_rate=1e-3,
+    seed=0,
 ):
     """Test accuracy after training ``encoder`` + a linear classifier end to end on the given labels."""
     keras.utils.set_random_seed(seed)

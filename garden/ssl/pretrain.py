@@ -45,7 +45,7 @@ class ShuffledBatches(keras.utils.PyDataset):
         return len(self.images) // self.batch_size
 
     def __getitem__(self, index):
-        return self.images[self.order[index * self.batch_size:(index + 1) * self.batch_size]]
+        return self.images[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
 
     def on_epoch_end(self):
         self.order = self.rng.permutation(len(self.images))
@@ -60,8 +60,9 @@ def pretext_images(method, images):
     return images
 
 
-def pretrain(method, images, *, epochs=10, batch_size=128, learning_rate=1e-3, weight_decay=1e-4, seed=0,
-             verbose=0, **arguments):
+def pretrain(
+    method, images, *, epochs=10, batch_size=128, learning_rate=1e-3, weight_decay=1e-4, seed=0, verbose=0, **arguments
+):
     """Build ``method`` for ``images``' shape, train it ``epochs`` with AdamW, return a ``PretrainResult``.
 
     The encoder's batch-norm statistics are then set from the images (``recalibrate_batch_norm``).

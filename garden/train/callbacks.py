@@ -25,16 +25,25 @@ from pathlib import Path
 
 import keras
 
-from garden._files import atomic_path, is_temporary, describe_os_error, remove_stale_temporaries, write_text
+from garden._files import atomic_path, describe_os_error, is_temporary, remove_stale_temporaries, write_text
 from garden.errors import GardenError
 from garden.train.optim import build_optimizer, current_rate
 
 BACKUP = "backup"
 STATE = "state.json"
-RUN_FILES = frozenset({
-    "config.json", "history.csv", "history.json", "best.keras", "last.keras", "curves.png",
-    "confusion_matrix.png", "overlays.png", "summary.json",
-})
+RUN_FILES = frozenset(
+    {
+        "config.json",
+        "history.csv",
+        "history.json",
+        "best.keras",
+        "last.keras",
+        "curves.png",
+        "confusion_matrix.png",
+        "overlays.png",
+        "summary.json",
+    }
+)
 RUN_FOLDERS = frozenset({BACKUP, "logs"})
 _WORKER_FOLDER = re.compile(r"^\.worker-\d+$")
 
@@ -166,8 +175,11 @@ class Saved:
             if name in self.epochs:
                 by_epoch.setdefault(self.epochs[name], []).append(name)
         parts = [f"epoch {epoch} ({', '.join(names)})" for epoch, names in sorted(by_epoch.items(), reverse=True)]
-        kept = f"the checkpoint of {parts[0]} is intact" if len(parts) == 1 else \
-            f"the checkpoints of {' and '.join(parts)} are intact"
+        kept = (
+            f"the checkpoint of {parts[0]} is intact"
+            if len(parts) == 1
+            else f"the checkpoints of {' and '.join(parts)} are intact"
+        )
         return f"{kept}; --resume continues from epoch {backup}"
 
 

@@ -20,8 +20,8 @@ COMMANDS = {
 
 def add_commands(commands):
     from garden.train.distribute import STRATEGIES
-    from garden.train.fit import PRECISIONS
     from garden.train.optim import OPTIMIZERS, SCHEDULES
+    from garden.train.trainer import PRECISIONS
 
     p = commands.add_parser("train", help=COMMANDS["train"])
     p.add_argument("model", help="a registered classification or segmentation model (see `garden models`)")
@@ -42,8 +42,9 @@ def add_commands(commands):
     p.add_argument("--precision", choices=[p for p in PRECISIONS if p != "float32"])
     p.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: KERAS_BACKEND)")
     p.add_argument("--strategy", choices=STRATEGIES)
-    p.add_argument("--cpu-replicas", type=positive_int,
-                   help="with --strategy mirrored and no GPU: split the CPU into N devices")
+    p.add_argument(
+        "--cpu-replicas", type=positive_int, help="with --strategy mirrored and no GPU: split the CPU into N devices"
+    )
     p.add_argument("--workers", type=positive_int, help="threads preparing batches (1)")
     p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
@@ -58,23 +59,42 @@ def run_train(args):
         return _rerun_with_backend(args)
     if args.strategy == "mirrored" and args.cpu_replicas:
         _split_cpu_early(args.cpu_replicas)
-    from garden.cli import parse_size
+    from garden.options import parse_size
     from garden.train import fit
 
     options = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-        "schedule": args.schedule, "warmup": args.warmup, "weight_decay": args.weight_decay,
-        "label_smoothing": args.label_smoothing, "augment": args.augment, "precision": args.precision,
-        "strategy": args.strategy, "held_out": args.held_out, "seed": args.seed, "workers": args.workers,
-        "cpu_replicas": args.cpu_replicas, "tensorboard": args.tensorboard,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "warmup": args.warmup,
+        "weight_decay": args.weight_decay,
+        "label_smoothing": args.label_smoothing,
+        "augment": args.augment,
+        "precision": args.precision,
+        "strategy": args.strategy,
+        "held_out": args.held_out,
+        "seed": args.seed,
+        "workers": args.workers,
+        "cpu_replicas": args.cpu_replicas,
+        "tensorboard": args.tensorboard,
     }
     if args.input_size:
         options["input_size"] = parse_size(args.input_size, _default_channels(args.model))
-    summary = fit(args.model, args.data, out=args.out, resume=args.resume,
-                  verbose="auto" if args.verbose is None else args.verbose, **options)
+    summary = fit(
+        args.model,
+        args.data,
+        out=args.out,
+        resume=args.resume,
+        verbose="auto" if args.verbose is None else args.verbose,
+        **options,
+    )
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
-    print(f"{summary['model']} on {summary['data']}: {summary['epochs']} epochs in {summary['wall_s']:.1f} s; "
-          f"held-out {metrics}; run folder {summary['out']}")
+    print(
+        f"{summary['model']} on {summary['data']}: {summary['epochs']} epochs in {summary['wall_s']:.1f} s; "
+        f"held-out {metrics}; run folder {summary['out']}"
+    )
 
 
 def _default_channels(name):

@@ -135,7 +135,7 @@ def _worker_role():
         cluster, task = config["cluster"], config["task"]
         kind, index = task["type"], int(task["index"])
     except (ValueError, KeyError, TypeError):
-        raise GardenError("TF_CONFIG is not valid: expected {\"cluster\": {...}, \"task\": {\"type\", \"index\"}}") from None
+        raise GardenError('TF_CONFIG is not valid: expected {"cluster": {...}, "task": {"type", "index"}}') from None
     chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
     offset = len(cluster.get("chief", ())) if kind == "worker" else 0
     return index + offset, chief

@@ -106,7 +106,9 @@ class Batches(keras.utils.PyDataset):
             return np.repeat(image, 3, axis=-1)
         if have == 3 and self.channels == 1:
             return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
-        raise GardenError(f"cannot feed {have}-channel images of {self.examples.name} to a {self.channels}-channel model")
+        raise GardenError(
+            f"cannot feed {have}-channel images of {self.examples.name} to a {self.channels}-channel model"
+        )
 
 
 def predictions(model, batches):

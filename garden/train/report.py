@@ -78,7 +78,9 @@ def plot_confusion(matrix, class_names, path, title=""):
     if len(class_names) <= 30:
         limit = matrix.max() / 2 if matrix.size else 0
         for (i, j), count in np.ndenumerate(matrix):
-            axes.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > limit else "black")
+            axes.text(
+                j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > limit else "black"
+            )
     axes.set_title(title)
     figure.tight_layout()
     _save(plt, figure, path)

@@ -8,6 +8,20 @@ from garden.ssl.methods.negative_free import BYOL, BarlowTwins, SimSiam
 from garden.ssl.methods.pretext import Colorization, Jigsaw, Lightness, RotNet, maximal_hamming_permutations, rgb_to_lab
 
 __all__ = [
-    "BYOL", "CPC", "BarlowTwins", "Colorization", "Jigsaw", "Lightness", "MoCoV2", "RotNet", "SSLModel", "SimCLR",
-    "SimSiam", "SwAV", "build_encoder", "maximal_hamming_permutations", "momentum_schedule", "rgb_to_lab",
+    "BYOL",
+    "CPC",
+    "BarlowTwins",
+    "Colorization",
+    "Jigsaw",
+    "Lightness",
+    "MoCoV2",
+    "RotNet",
+    "SSLModel",
+    "SimCLR",
+    "SimSiam",
+    "SwAV",
+    "build_encoder",
+    "maximal_hamming_permutations",
+    "momentum_schedule",
+    "rgb_to_lab",
 ]

@@ -7,6 +7,8 @@ JAX or PyTorch alike, without labels. ``model.encoder`` is the part kept afterwa
 model from float RGB images in [0, 1] to one feature vector per image.
 """
 
+import functools
+import inspect
 import math
 
 import keras
@@ -50,6 +52,37 @@ class SSLModel(keras.Model):
         """Create every variable by one call on two blank images (needed before copying weights)."""
         self(ops.zeros((2, *self.image_shape)), training=False)
         return self
+
+
+def method(cls):
+    """Decorator: the builder of a method takes its class's constructor keywords and ``name``.
+
+    The decorated function holds only the docstring (the method's paper and options); the builder
+    returns ``cls(**options).build_now()``.
+    """
+
+    def decorate(documented):
+        name = documented.__name__.removeprefix("build_")
+        own = [
+            p
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind is not p.VAR_KEYWORD
+        ]
+        parameters = [p.replace(kind=p.KEYWORD_ONLY) for p in own]
+        signature = inspect.Signature(
+            [*parameters, inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=name)]
+        )
+
+        @functools.wraps(documented)
+        def build(**options):
+            arguments = signature.bind(**options)
+            arguments.apply_defaults()
+            return cls(**arguments.arguments).build_now()
+
+        build.__signature__ = signature
+        return build
+
+    return decorate
 
 
 def build_encoder(backbone, input_shape, pooling="avg"):
@@ -124,6 +157,12 @@ class MomentumTarget:
     def add_ema_step(self):
         """The step counter of the momentum schedule (call in ``__init__``, before the model is built)."""
         self.ema_step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_step")
+
+    def build_now(self):
+        """Build every variable, then start the target as a frozen copy of the online layers."""
+        super().build_now()
+        self.init_target()
+        return self
 
     def init_target(self):
         """Freeze the target and copy the online weights into it (after the model is built)."""

@@ -12,7 +12,7 @@ from keras import layers
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import SSLModel, build_encoder, recipe
+from garden.ssl.methods._base import SSLModel, build_encoder, method, recipe
 from garden.ssl.views import ViewRecipe, make_view
 
 # ---------------------------------------------------------------- SwAV
@@ -28,8 +28,17 @@ class SwAV(SSLModel):
     """
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), num_prototypes=30,
-        temperature=0.1, epsilon=0.05, sinkhorn_iterations=3, views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        projection_units=(512, 128),
+        num_prototypes=30,
+        temperature=0.1,
+        epsilon=0.05,
+        sinkhorn_iterations=3,
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.num_prototypes, self.temperature = num_prototypes, temperature
@@ -57,10 +66,8 @@ class SwAV(SSLModel):
         return losses.swav_loss(outputs["scores1"], outputs["scores2"], outputs["q1"], outputs["q2"], self.temperature)
 
 
-def build_swav(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), num_prototypes=30,
-    temperature=0.1, epsilon=0.05, sinkhorn_iterations=3, views=None, seed=0, name="swav",
-):
+@method(SwAV)
+def build_swav():
     """SwAV (Caron et al., 2020): swapped prediction of Sinkhorn cluster codes between two views.
 
     ``num_prototypes`` is K (the paper's 3,000 are for ImageNet; a few times the number of classes
@@ -70,7 +77,3 @@ def build_swav(
     from the first step (the paper freezes them for its first epoch), and no queue of past features
     to fill the batch for the codes (the paper's for batches smaller than K).
     """
-    return SwAV(
-        backbone, input_shape, projection_units, num_prototypes, temperature, epsilon, sinkhorn_iterations, views,
-        seed, name=name,
-    ).build_now()

@@ -17,7 +17,7 @@ from keras import layers, ops
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, recipe
+from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, method, recipe
 from garden.ssl.views import ViewRecipe, make_view
 
 # ---------------------------------------------------------------- CPC
@@ -27,8 +27,17 @@ class CPC(SSLModel):
     """Predict the embeddings of the patches below from the context of the rows above (InfoNCE)."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), patch=16, stride=8, steps=2, context_units=256,
-        temperature=None, views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        patch=16,
+        stride=8,
+        steps=2,
+        context_units=256,
+        temperature=None,
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.temperature = temperature
@@ -50,14 +59,16 @@ class CPC(SSLModel):
         if self.views is not None:
             images = make_view(images, self.views, self.seed_generator)
         patches = ops.stack(
-            [images[:, i * s:i * s + p, j * s:j * s + p] for i in range(rows) for j in range(cols)], axis=1
+            [images[:, i * s : i * s + p, j * s : j * s + p] for i in range(rows) for j in range(cols)], axis=1
         )
         z = self.encoder(ops.reshape(patches, (-1, p, p, images.shape[-1])), training=training)
         dim = z.shape[-1]
         grid = ops.reshape(z, (n, rows, cols, dim))
         # The GRU reads each column top to bottom: c[i, j] has seen rows 0..i of column j.
         columns = ops.reshape(ops.transpose(grid, (0, 2, 1, 3)), (-1, rows, dim))
-        context = ops.transpose(ops.reshape(self.context(columns, training=training), (n, cols, rows, -1)), (0, 2, 1, 3))
+        context = ops.transpose(
+            ops.reshape(self.context(columns, training=training), (n, cols, rows, -1)), (0, 2, 1, 3)
+        )
         # Index of patch (b, i, j) among all n * rows * cols keys.
         index = ops.reshape(ops.arange(n * rows * cols, dtype="int32"), (n, rows, cols))
         predictions, positives = [], []
@@ -78,19 +89,14 @@ class CPC(SSLModel):
         )
 
 
-def build_cpc(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), patch=16, stride=8, steps=2, context_units=256,
-    temperature=None, views=None, seed=0, name="cpc",
-):
+@method(CPC)
+def build_cpc():
     """CPC (van den Oord et al., 2018): predict patch embeddings rows ahead from a GRU context, InfoNCE.
 
     ``temperature`` switches the score to cosine similarity over a temperature; ``views`` (a
     ``ViewRecipe`` or a dict of changes to SimCLR's) augments each image before it is cut into
     patches, as CPC v2 does (Henaff et al., 2020).
     """
-    return CPC(
-        backbone, input_shape, patch, stride, steps, context_units, temperature, views, seed, name=name
-    ).build_now()
 
 
 # ---------------------------------------------------------------- SimCLR
@@ -100,8 +106,14 @@ class SimCLR(SSLModel):
     """Two views, encoder, projection head, NT-Xent with a temperature."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), temperature=0.5,
-        views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        projection_units=(512, 128),
+        temperature=0.5,
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.temperature = temperature
@@ -111,8 +123,9 @@ class SimCLR(SSLModel):
 
     def call(self, images, training=False):
         z = [
-            self.projector(self.encoder(make_view(images, self.views, self.seed_generator), training=training),
-                           training=training)
+            self.projector(
+                self.encoder(make_view(images, self.views, self.seed_generator), training=training), training=training
+            )
             for _ in range(2)
         ]
         return {"z1": z[0], "z2": z[1]}
@@ -121,12 +134,9 @@ class SimCLR(SSLModel):
         return losses.nt_xent(outputs["z1"], outputs["z2"], self.temperature)
 
 
-def build_simclr(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), temperature=0.5, views=None,
-    seed=0, name="simclr",
-):
+@method(SimCLR)
+def build_simclr():
     """SimCLR (Chen et al., 2020): two augmented views, a projection head and the NT-Xent loss."""
-    return SimCLR(backbone, input_shape, projection_units, temperature, views, seed, name=name).build_now()
 
 
 # ---------------------------------------------------------------- MoCo v2
@@ -136,8 +146,17 @@ class MoCoV2(MomentumTarget, SSLModel):
     """Query encoder against a momentum key encoder and a queue of past keys as negatives."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), queue_size=1024,
-        temperature=0.2, momentum=0.99, total_steps=1000, views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        projection_units=(512, 128),
+        queue_size=1024,
+        temperature=0.2,
+        momentum=0.99,
+        total_steps=1000,
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.temperature, self.momentum, self.total_steps = temperature, momentum, total_steps
@@ -150,12 +169,15 @@ class MoCoV2(MomentumTarget, SSLModel):
         self.target_layers = [self.key_encoder, self.key_projector]
         queue = keras.random.normal((queue_size, projection_units[-1]), seed=seed)
         self.queue = self.add_weight(
-            shape=(queue_size, projection_units[-1]), trainable=False, name="queue",
+            shape=(queue_size, projection_units[-1]),
+            trainable=False,
+            name="queue",
             initializer=lambda shape, dtype=None: losses.l2_normalize(queue),
         )
         self.add_ema_step()
-        self.queue_pointer = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="int32",
-                                             name="queue_pointer")
+        self.queue_pointer = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, dtype="int32", name="queue_pointer"
+        )
 
     def call(self, images, training=False):
         if training:
@@ -179,14 +201,6 @@ class MoCoV2(MomentumTarget, SSLModel):
         return losses.moco_loss(outputs["queries"], outputs["keys"], outputs["queue"], self.temperature)
 
 
-def build_moco_v2(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), queue_size=1024,
-    temperature=0.2, momentum=0.99, total_steps=1000, views=None, seed=0, name="moco_v2",
-):
+@method(MoCoV2)
+def build_moco_v2():
     """MoCo v2 (He et al., 2020; Chen et al., 2020): momentum key encoder, a queue of negatives, InfoNCE."""
-    model = MoCoV2(
-        backbone, input_shape, projection_units, queue_size, temperature, momentum, total_steps, views, seed,
-        name=name,
-    ).build_now()
-    model.init_target()
-    return model

@@ -12,7 +12,7 @@
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, recipe
+from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, method, recipe
 from garden.ssl.views import ViewRecipe, make_view
 
 # BYOL's two view distributions (Grill et al., 2020, Table 6): blur always in the first, rarely in
@@ -29,8 +29,16 @@ class BYOL(MomentumTarget, SSLModel):
     """Online encoder + projector + predictor regress an EMA target's projection of the other view."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128),
-        prediction_units=(512, 128), momentum=0.99, total_steps=1000, views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        projection_units=(512, 128),
+        prediction_units=(512, 128),
+        momentum=0.99,
+        total_steps=1000,
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.momentum, self.total_steps = momentum, total_steps
@@ -56,19 +64,14 @@ class BYOL(MomentumTarget, SSLModel):
         return outputs
 
     def ssl_loss(self, outputs):
-        return losses.negative_cosine(outputs["p1"], outputs["t2"]) + losses.negative_cosine(outputs["p2"], outputs["t1"])
+        return losses.negative_cosine(outputs["p1"], outputs["t2"]) + losses.negative_cosine(
+            outputs["p2"], outputs["t1"]
+        )
 
 
-def build_byol(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 128), prediction_units=(512, 128),
-    momentum=0.99, total_steps=1000, views=None, seed=0, name="byol",
-):
+@method(BYOL)
+def build_byol():
     """BYOL (Grill et al., 2020): online predictor regresses an EMA target network, no negatives."""
-    model = BYOL(
-        backbone, input_shape, projection_units, prediction_units, momentum, total_steps, views, seed, name=name
-    ).build_now()
-    model.init_target()
-    return model
 
 
 # ---------------------------------------------------------------- Barlow Twins
@@ -78,8 +81,14 @@ class BarlowTwins(SSLModel):
     """Two views' projections, their cross-correlation pushed to the identity."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 512, 512),
-        off_diagonal_weight=5e-3, views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        projection_units=(512, 512, 512),
+        off_diagonal_weight=5e-3,
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.off_diagonal_weight = off_diagonal_weight
@@ -89,8 +98,9 @@ class BarlowTwins(SSLModel):
 
     def call(self, images, training=False):
         z = [
-            self.projector(self.encoder(make_view(images, view, self.seed_generator), training=training),
-                           training=training)
+            self.projector(
+                self.encoder(make_view(images, view, self.seed_generator), training=training), training=training
+            )
             for view in self.views
         ]
         return {"z1": z[0], "z2": z[1]}
@@ -99,14 +109,9 @@ class BarlowTwins(SSLModel):
         return losses.barlow_twins(outputs["z1"], outputs["z2"], self.off_diagonal_weight)
 
 
-def build_barlow_twins(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 512, 512), off_diagonal_weight=5e-3,
-    views=None, seed=0, name="barlow_twins",
-):
+@method(BarlowTwins)
+def build_barlow_twins():
     """Barlow Twins (Zbontar et al., 2021): cross-correlation of two views' embeddings to the identity."""
-    return BarlowTwins(
-        backbone, input_shape, projection_units, off_diagonal_weight, views, seed, name=name
-    ).build_now()
 
 
 # ---------------------------------------------------------------- SimSiam
@@ -116,8 +121,14 @@ class SimSiam(SSLModel):
     """Projector and bottleneck predictor; each view's prediction regresses the other's projection."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 512, 512),
-        prediction_units=(128, 512), views=None, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        projection_units=(512, 512, 512),
+        prediction_units=(128, 512),
+        views=None,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(input_shape=input_shape, seed=seed, **kwargs)
         self.views = recipe(views, ViewRecipe())
@@ -135,12 +146,11 @@ class SimSiam(SSLModel):
 
     def ssl_loss(self, outputs):
         # Chen & He's L = D(p1, z2)/2 + D(p2, z1)/2 with D = -cos; (2 - 2 cos)/4 is that plus 1/2 per term.
-        return 0.25 * (losses.negative_cosine(outputs["p1"], outputs["z2"]) + losses.negative_cosine(outputs["p2"], outputs["z1"]))
+        return 0.25 * (
+            losses.negative_cosine(outputs["p1"], outputs["z2"]) + losses.negative_cosine(outputs["p2"], outputs["z1"])
+        )
 
 
-def build_simsiam(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), projection_units=(512, 512, 512), prediction_units=(128, 512),
-    views=None, seed=0, name="simsiam",
-):
+@method(SimSiam)
+def build_simsiam():
     """SimSiam (Chen & He, 2021): a Siamese network with a predictor and stop-gradient, no negatives."""
-    return SimSiam(backbone, input_shape, projection_units, prediction_units, views, seed, name=name).build_now()

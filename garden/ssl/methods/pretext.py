@@ -24,7 +24,7 @@ from keras import layers, ops
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import SSLModel, build_encoder, check_square
+from garden.ssl.methods._base import SSLModel, build_encoder, check_square, method
 from garden.ssl.views import random_translate
 
 # ---------------------------------------------------------------- RotNet
@@ -33,8 +33,9 @@ from garden.ssl.views import random_translate
 class RotNet(SSLModel):
     """Predict the rotation (0, 90, 180, 270 degrees) of every image, shown in all four."""
 
-    def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, crop_scale=None, seed=0,
-                 **kwargs):
+    def __init__(
+        self, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, crop_scale=None, seed=0, **kwargs
+    ):
         check_square(input_shape, "rotnet")
         super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         self.encoder = build_encoder(backbone, input_shape)
@@ -44,21 +45,22 @@ class RotNet(SSLModel):
         images = self.crop_in_training(images, training)
         rotated = ops.concatenate([ops.rot90(images, k, axes=(1, 2)) for k in range(4)], axis=0)
         labels = ops.repeat(ops.arange(4, dtype="int32"), ops.shape(images)[0])
-        return {"logits": self.classifier(self.encoder(rotated, training=training), training=training), "labels": labels}
+        return {
+            "logits": self.classifier(self.encoder(rotated, training=training), training=training),
+            "labels": labels,
+        }
 
     def ssl_loss(self, outputs):
         return losses.cross_entropy(outputs["labels"], outputs["logits"])
 
 
-def build_rotnet(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, crop_scale=None, seed=0, name="rotnet",
-):
+@method(RotNet)
+def build_rotnet():
     """RotNet (Gidaris et al., 2018): predict which of four rotations an image was turned by.
 
     ``crop_scale=(low, high)``: a random resized crop of each image before it is rotated (in
     training), so that a small dataset is not learnt by heart (docs/ssl.md measures it on digits).
     """
-    return RotNet(backbone, input_shape, hidden_units, crop_scale, seed, name=name).build_now()
 
 
 # ---------------------------------------------------------------- Jigsaw
@@ -88,8 +90,19 @@ class Jigsaw(SSLModel):
     """Classify which permutation of the set shuffled a 3x3 grid of tiles."""
 
     def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2,
-        upscale=1, normalize_tiles=False, crop_scale=None, reassemble=False, foreign_tiles=0, seed=0, **kwargs,
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        num_permutations=64,
+        hidden_units=512,
+        gap=0.2,
+        upscale=1,
+        normalize_tiles=False,
+        crop_scale=None,
+        reassemble=False,
+        foreign_tiles=0,
+        seed=0,
+        **kwargs,
     ):
         check_square(input_shape, "jigsaw")
         if reassemble and upscale != 1:
@@ -163,9 +176,11 @@ class Jigsaw(SSLModel):
         # Each tile is cut at its own random place inside its cell (Noroozi & Favaro's per-tile jitter),
         # so that neither the gaps nor the strokes running across them give the order away.
         cell, margin, tile = self.cell, self.margin, self.tile
-        cells = ops.stack([images[:, top:top + cell, left:left + cell] for top in self.starts for left in self.starts], 1)
+        cells = ops.stack(
+            [images[:, top : top + cell, left : left + cell] for top in self.starts for left in self.starts], 1
+        )
         cells = random_translate(ops.reshape(cells, (-1, cell, cell, images.shape[-1])), margin, self.seed_generator)
-        tiles = cells[:, margin:margin + tile, margin:margin + tile]
+        tiles = cells[:, margin : margin + tile, margin : margin + tile]
         if self.normalize_tiles:  # Noroozi & Favaro: each tile's own mean and spread, so ink amount says nothing
             mean = ops.mean(tiles, axis=(1, 2, 3), keepdims=True)
             tiles = (tiles - mean) / (ops.std(tiles, axis=(1, 2, 3), keepdims=True) + 0.05)
@@ -175,10 +190,8 @@ class Jigsaw(SSLModel):
         return losses.cross_entropy(outputs["labels"], outputs["logits"])
 
 
-def build_jigsaw(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), num_permutations=64, hidden_units=512, gap=0.2, upscale=1,
-    normalize_tiles=False, crop_scale=None, reassemble=False, foreign_tiles=0, seed=0, name="jigsaw",
-):
+@method(Jigsaw)
+def build_jigsaw():
     """Jigsaw puzzles (Noroozi & Favaro, 2016): predict the permutation index of 3x3 shuffled tiles.
 
     Each tile is cut at its own random offset in its cell (the paper's per-tile jitter).
@@ -192,10 +205,6 @@ def build_jigsaw(
     Transfer", CVPR 2018): 0 to k random tiles of each puzzle come from another image, so that the
     encoder must tell which parts belong together.
     """
-    return Jigsaw(
-        backbone, input_shape, num_permutations, hidden_units, gap, upscale, normalize_tiles, crop_scale,
-        reassemble, foreign_tiles, seed, name=name,
-    ).build_now()
 
 
 # ---------------------------------------------------------------- Colorization
@@ -264,8 +273,18 @@ class Colorization(SSLModel):
     AB_SCALE = 110.0
     LOSSES = ("bins", "regression")
 
-    def __init__(self, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins",
-                 rebalance=0.5, prior_momentum=0.99, crop_scale=None, seed=0, **kwargs):
+    def __init__(
+        self,
+        backbone="small_cnn",
+        input_shape=(32, 32, 3),
+        decoder_filters=128,
+        loss="bins",
+        rebalance=0.5,
+        prior_momentum=0.99,
+        crop_scale=None,
+        seed=0,
+        **kwargs,
+    ):
         super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
         height, width = input_shape[0], input_shape[1]
         if height % 4 or width % 4:
@@ -284,15 +303,20 @@ class Colorization(SSLModel):
             outputs = len(self.centres)
             # How often each ab bin occurs in the targets, a running average kept for class rebalancing.
             self.prior = self.add_weight(
-                shape=(outputs,), initializer=keras.initializers.Constant(1.0 / outputs), trainable=False,
+                shape=(outputs,),
+                initializer=keras.initializers.Constant(1.0 / outputs),
+                trainable=False,
                 name="ab_prior",
             )
-        self.decoder = keras.Sequential([
-            layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv"),
-            layers.Resizing(height // 4, width // 4, interpolation="bilinear", name="decoder_resize"),
-            layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv2"),
-            layers.Conv2D(outputs, 1, name="decoder_ab"),
-        ], name="ab_decoder")
+        self.decoder = keras.Sequential(
+            [
+                layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv"),
+                layers.Resizing(height // 4, width // 4, interpolation="bilinear", name="decoder_resize"),
+                layers.Conv2D(decoder_filters, 3, padding="same", activation="relu", name="decoder_conv2"),
+                layers.Conv2D(outputs, 1, name="decoder_ab"),
+            ],
+            name="ab_decoder",
+        )
 
     def call(self, images, training=False):
         images = self.crop_in_training(images, training)
@@ -322,16 +346,11 @@ class Colorization(SSLModel):
         return ops.mean(outputs["weights"] * losses.soft_cross_entropy(outputs["target"], outputs["logits"]))
 
 
-def build_colorization(
-    *, backbone="small_cnn", input_shape=(32, 32, 3), decoder_filters=128, loss="bins", rebalance=0.5,
-    crop_scale=None, seed=0, name="colorization",
-):
+@method(Colorization)
+def build_colorization():
     """Colorization (Zhang et al., 2016): classify the ab colour of each cell from the lightness L.
 
     ``loss="bins"`` (the paper's): cross-entropy over in-gamut ab bins, soft targets, rebalanced by
     ``rebalance`` (lambda); ``"regression"``: mean squared error on ab. ``crop_scale=(low, high)``:
     a random resized crop of each colour image before it is split into L and ab (in training).
     """
-    return Colorization(
-        backbone, input_shape, decoder_filters, loss, rebalance, crop_scale=crop_scale, seed=seed, name=name,
-    ).build_now()

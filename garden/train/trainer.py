@@ -23,10 +23,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from garden._files import describe_os_error
 from garden.data.augment import parse_augment
 from garden.data.base import IGNORE_LABEL, Examples
 from garden.data.sources import load_splits
-from garden._files import describe_os_error
 from garden.errors import GardenError
 from garden.options import describe_range, in_range
 from garden.train import callbacks as cb
@@ -73,7 +73,9 @@ def settings_for(model_name, **overrides):
         raise GardenError(f"unknown training option(s): {', '.join(sorted(unknown))}")
     given = {k: v for k, v in overrides.items() if v is not None}
     values = {**MODEL_DEFAULTS.get(model_name, {}), **given}
-    if "warmup" not in given and (values.get("schedule") == "step" or values.get("warmup", 0) >= values.get("epochs", 10)):
+    if "warmup" not in given and (
+        values.get("schedule") == "step" or values.get("warmup", 0) >= values.get("epochs", 10)
+    ):
         values["warmup"] = 0.0  # the recipe's own warm-up belongs to its own schedule and length, not to the user's
     settings = Settings(**values)
     _check(settings)
@@ -131,8 +133,11 @@ def _check_number(field, value, kind, low, high, low_inclusive, high_inclusive):
 def _check_input_size(size):
     if size is None:
         return
-    if isinstance(size, (str, bytes)) or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
-                                                  for n in size) or len(size) not in (2, 3):
+    if (
+        isinstance(size, (str, bytes))
+        or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in size)
+        or len(size) not in (2, 3)
+    ):
         raise GardenError(f"input_size must be (height, width[, channels]) in positive integers, got {size!r}")
 
 
@@ -194,8 +199,14 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         _write_json(folder / "config.json", config)
         clock = lambda: wall_before + time.perf_counter() - started  # noqa: E731  (the run's wall time so far)
         guard, callbacks = _callbacks(folder, monitor, rows, s, saved, clock)
-        model.fit(train_batches, validation_data=test_batches, epochs=s.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose)
+        model.fit(
+            train_batches,
+            validation_data=test_batches,
+            epochs=s.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
         if guard.failed:
             raise guard.error()
         summary = _finish(model, name, data, folder, test_batches, s, clock(), plan)
@@ -226,16 +237,36 @@ def _prepare(model, data, s, plan):
     with plan.scope():
         model = _build(model, train, s)
         input_shape = tuple(model.input_shape[1:])
-        train_batches = Batches(train, s.batch_size, input_shape, training=True, augment=augment, one_hot=one_hot,
-                                seed=s.seed, workers=s.workers)
-        test_batches = Batches(test, s.batch_size, input_shape, one_hot=one_hot, workers=s.workers,
-                               drop_remainder=plan.name == "jax-data-parallel")
+        train_batches = Batches(
+            train,
+            s.batch_size,
+            input_shape,
+            training=True,
+            augment=augment,
+            one_hot=one_hot,
+            seed=s.seed,
+            workers=s.workers,
+        )
+        test_batches = Batches(
+            test,
+            s.batch_size,
+            input_shape,
+            one_hot=one_hot,
+            workers=s.workers,
+            drop_remainder=plan.name == "jax-data-parallel",
+        )
         if not len(test_batches):
             raise GardenError(f"the {len(test)} held-out examples are fewer than one batch of {s.batch_size}")
         train_batches[0], test_batches[0]  # decode errors and shape mismatches surface before any output
         steps = len(train_batches)
-        optimizer = make_optimizer(s.optimizer, s.lr, weight_decay=s.weight_decay, schedule=s.schedule,
-                                   total_steps=steps * s.epochs, warmup_steps=round(s.warmup * steps))
+        optimizer = make_optimizer(
+            s.optimizer,
+            s.lr,
+            weight_decay=s.weight_decay,
+            schedule=s.schedule,
+            total_steps=steps * s.epochs,
+            warmup_steps=round(s.warmup * steps),
+        )
         model.compile(optimizer=optimizer, loss=_loss(train, s), metrics=[_metric(train, one_hot)])
         build_optimizer(model)
         if plan.name == "multiworker":
@@ -322,7 +353,12 @@ def _callbacks(folder, monitor, rows, s, saved, clock):
     guard = cb.Guard(saved)
     best = max((row[monitor] for row in rows if monitor in row), default=None)
     backup = cb.Backup(folder, guard, clock=clock)
-    callbacks = [guard, cb.HistoryWriter(folder, guard, rows), cb.Checkpoints(folder, guard, monitor, "max", best), backup]
+    callbacks = [
+        guard,
+        cb.HistoryWriter(folder, guard, rows),
+        cb.Checkpoints(folder, guard, monitor, "max", best),
+        backup,
+    ]
     board = cb.tensorboard(folder) if s.tensorboard else None
     return guard, callbacks + ([board] if board else [])
 
@@ -345,8 +381,9 @@ def _finish(model, name, data, folder, test_batches, s, wall_s, plan):
         x, _ = test_batches[0]
         count = min(4, len(x))
         with cb.writing("overlays.png"):
-            report.plot_overlays(x[:count], truth[:count], predicted[:count], test.num_classes, folder / "overlays.png",
-                                 title)
+            report.plot_overlays(
+                x[:count], truth[:count], predicted[:count], test.num_classes, folder / "overlays.png", title
+            )
     summary = {
         "model": name,
         "data": _data_name(data),
@@ -376,14 +413,18 @@ def _check_folder(out, resume, name, data):
         raise GardenError(f"output {out} exists and is not a folder")
     foreign = cb.foreign_entries(out)
     if foreign:
-        raise GardenError(f"output folder {out} holds {_some_names(foreign)}, which no garden run writes; "
-                          "garden leaves that folder alone: choose another --out")
+        raise GardenError(
+            f"output folder {out} holds {_some_names(foreign)}, which no garden run writes; "
+            "garden leaves that folder alone: choose another --out"
+        )
     _check_writable(out)
     cb.remove_leftovers(out)
     if not resume:
         # what is left under a dot-name is garden's: workers' folders, a live process's temporaries
         if out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()):
-            raise GardenError(f"output folder {out} is not empty; pass --resume to continue that run or choose another --out")
+            raise GardenError(
+                f"output folder {out} is not empty; pass --resume to continue that run or choose another --out"
+            )
         return None
     if (out / "summary.json").is_file():
         raise GardenError(f"the run in {out} has finished (summary.json); start a new run with another --out")
@@ -437,8 +478,20 @@ def _read_config(out):
 
 
 # Settings a resumed run keeps as recorded: changing one midway would silently make another run.
-KEPT_ON_RESUME = ("batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup", "label_smoothing",
-                  "augment", "precision", "input_size", "held_out", "seed")
+KEPT_ON_RESUME = (
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "warmup",
+    "label_smoothing",
+    "augment",
+    "precision",
+    "input_size",
+    "held_out",
+    "seed",
+)
 
 
 def _as_recorded(config, options, out):
@@ -462,8 +515,10 @@ def _as_recorded(config, options, out):
         if given is None:
             merged[field] = value
         elif field != "epochs" and given != value:
-            raise GardenError(f"{out} was trained with {field} {value}, not {given}; --resume continues a run "
-                              "with its own settings: leave the option out, or start a new run with another --out")
+            raise GardenError(
+                f"{out} was trained with {field} {value}, not {given}; --resume continues a run "
+                "with its own settings: leave the option out, or start a new run with another --out"
+            )
     return merged
 
 
