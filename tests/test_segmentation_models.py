@@ -22,6 +22,14 @@ from helpers import TINY_BACKBONE, assert_roundtrip
 
 NUM_CLASSES = 3
 TINY = TINY_BACKBONE
+# DeepLab heads small enough to build in a blink on the tiny backbone.
+TINY_DEEPLAB = {
+    "backbone": TINY,
+    "input_shape": (64, 64, 3),
+    "num_classes": NUM_CLASSES,
+    "aspp_filters": 8,
+    "decoder_filters": 8,
+}
 pytestmark = pytest.mark.usefixtures("tiny_backbone")  # TINY is registered during every test here
 
 
@@ -309,15 +317,7 @@ def test_segnet_reuses_switches_and_builtin_variant_avoids_argmax():
 
 
 def test_deeplab_rates_separable_option_and_low_level_decoder():
-    plus = garden.create_model(
-        "deeplabv3plus",
-        backbone=TINY,
-        input_shape=(64, 64, 3),
-        num_classes=NUM_CLASSES,
-        output_stride=8,
-        aspp_filters=8,
-        decoder_filters=8,
-    )
+    plus = garden.create_model("deeplabv3plus", output_stride=8, **TINY_DEEPLAB)
     assert plus.get_layer("aspp_b1_dw").dilation_rate == (12, 12)
     assert isinstance(plus.get_layer("decoder_conv1_dw"), layers.DepthwiseConv2D)
     assert plus.get_layer("decoder_upsample").output.shape[1:3] == (16, 16)
@@ -362,15 +362,7 @@ def test_deeplab_exports_to_plain_tflite_builtins(tmp_path):
     """Batch 1, fixed size, output stride 8: dilated convolutions, not SPACE_TO_BATCH_ND, and full int8."""
     tf = pytest.importorskip("tensorflow")
     interpreter = pytest.importorskip("ai_edge_litert.interpreter")
-    model = garden.create_model(
-        "deeplabv3plus",
-        backbone=TINY,
-        input_shape=(64, 64, 3),
-        num_classes=NUM_CLASSES,
-        output_stride=8,
-        aspp_filters=8,
-        decoder_filters=8,
-    )
+    model = garden.create_model("deeplabv3plus", output_stride=8, **TINY_DEEPLAB)
     model.export(
         str(tmp_path / "saved"),
         format="tf_saved_model",

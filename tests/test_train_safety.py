@@ -623,21 +623,8 @@ def kill_when(process, ready, deadline_s=120):
 @pytest.mark.slow
 def test_killed_runs_leave_no_temporary_after_the_next_resume(tmp_path):
     out = tmp_path / "run"
-    argv = [
-        "lenet5",
-        "--data",
-        "digits",
-        "--epochs",
-        "4",
-        "--batch-size",
-        "64",
-        "--out",
-        str(out),
-        "--resume",
-        "--verbose",
-        "0",
-        "--no-tensorboard",
-    ]
+    argv = [*"lenet5 --data digits --epochs 4 --batch-size 64 --out".split(), str(out)]
+    argv += ["--resume", "--verbose", "0", "--no-tensorboard"]
     moment = random.Random(22)
     started = {}
     triggers = [
