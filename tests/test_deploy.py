@@ -246,22 +246,7 @@ def test_cli_export_and_errors(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     assert (
-        main(
-            [
-                "export",
-                "lenet5",
-                "--quant",
-                "int8",
-                "--calib",
-                "digits",
-                "--calib-count",
-                "8",
-                "--check-count",
-                "16",
-                "--out",
-                str(out),
-            ]
-        )
+        main([*"export lenet5 --quant int8 --calib digits --calib-count 8 --check-count 16 --out".split(), str(out)])
         == 0
     )
     assert sorted(p.name for p in out.iterdir()) == [

@@ -195,25 +195,8 @@ def test_io_dtype_int8_reaches_the_file(capsys, tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    assert (
-        main(
-            [
-                "export",
-                "lenet5",
-                "--quant",
-                "int8-io",
-                "--io-dtype",
-                "int8",
-                "--calib-count",
-                "8",
-                "--check-count",
-                "8",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    argv = "export lenet5 --quant int8-io --io-dtype int8 --calib-count 8 --check-count 8 --out".split()
+    assert main([*argv, str(out)]) == 0
     interpreter = Interpreter(model_path=str(out / "lenet5_int8-io.tflite"))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert json.loads((out / "lenet5_int8-io.json").read_text())["input"]["dtype"] == "int8"

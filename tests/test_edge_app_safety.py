@@ -31,6 +31,24 @@ FRAMES = 60
 DAMAGED = (13, 30, 31)  # frames whose JPEG Huffman table is zeroed: OpenCV's plain read() stops at the first
 
 
+def looped_output_run(model, clip, target, frames):
+    """garden-edge arguments: ``model`` on ``clip`` looped for ``frames`` frames, headless, into ``target``."""
+    return [
+        "--model",
+        model,
+        "--source",
+        clip,
+        "--loop",
+        "--max-frames",
+        frames,
+        "--headless",
+        "--output",
+        target,
+        "--threads",
+        1,
+    ]
+
+
 def write_mjpg(path, frames=FRAMES):
     """A ``frames``-frame MJPG .avi of the moving shapes (every frame a JPEG, so damage stays local)."""
     return write_video(path, frames, codec="MJPG")
@@ -119,20 +137,7 @@ def test_full_disk_leaves_nothing_and_keeps_the_users_file(models, clip, small_d
     if existing:
         target.write_bytes(np.random.default_rng(0).integers(0, 256, 150_000, np.uint8).tobytes())
     before = target.read_bytes() if existing else None
-    args = [
-        "--model",
-        models["int8"],
-        "--source",
-        clip,
-        "--loop",
-        "--max-frames",
-        300,
-        "--headless",
-        "--output",
-        target,
-        "--threads",
-        1,
-    ]
+    args = looped_output_run(models["int8"], clip, target, frames=300)
     if variant:
         done = garden_edge(*args)
     else:
@@ -255,20 +260,7 @@ def test_killed_runs_leave_nothing_after_the_next_complete_run(models, clip, tmp
     folder.mkdir()
     target = folder / "x.mp4"
     rng = random.Random(22)
-    args = (
-        "--model",
-        models["int8"],
-        "--source",
-        clip,
-        "--loop",
-        "--max-frames",
-        2000,
-        "--headless",
-        "--output",
-        target,
-        "--threads",
-        1,
-    )
+    args = looped_output_run(models["int8"], clip, target, frames=2000)
     killed_while_writing = 0
     for _ in range(4):
         process = start_garden_edge(*args)
