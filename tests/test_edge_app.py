@@ -273,11 +273,10 @@ def test_window_mode_quits_on_q_and_esc(models, video, monkeypatch):
 def test_deploy_exported_model_on_embedded_segmentation_video(tmp_path):
     """A model exported by the deploy pipeline (its file and sidecar), run on the embedded data as a video.
 
-    The expected overlay comes from running the same file with TensorFlow's own interpreter on
+    The expected overlay comes from running the same file with LiteRT's interpreter on
     the decoded frames, and colouring its argmax with the sidecar's colours.
     """
     import keras
-    import tensorflow as tf
 
     import deploy
     from garden.data.embedded import embedded_segmentation
@@ -314,7 +313,9 @@ def test_deploy_exported_model_on_embedded_segmentation_video(tmp_path):
     assert summary["frames"] == 10 and summary["model"]["name"] == sidecar["model"]
     assert summary["model"]["input_dtype"] == "uint8" and summary["model"]["macs"] == sidecar["macs"]
 
-    interpreter = tf.lite.Interpreter(model_path=str(result.path))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(result.path))
     interpreter.allocate_tensors()
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     scale, zero = inp["quantization"]
