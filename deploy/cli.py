@@ -5,12 +5,11 @@ Number options take the ranges the Python API checks (``EXPORT_LIMITS``, ``OPTIM
 given where it means nothing is refused instead of ignored.
 """
 
-import sys
-
 from deploy.export import EXPORT_LIMITS, OUTPUT_KINDS
 from deploy.optimize import DEFAULT_QUANT, OPTIMIZE_LIMITS, TECHNIQUES
 from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS
 from deploy.separable import BENCH_LIMITS
+from garden.console import note, print_json
 from garden.errors import UsageError
 
 EXPORT_SETTINGS = (
@@ -76,6 +75,7 @@ def add_export(commands):
     p.add_argument(
         "--steps", type=OPTIMIZE_LIMITS["steps"].argparse_type(), help="fine-tuning steps for --optimize (default 30)"
     )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run_export)
 
 
@@ -128,8 +128,11 @@ def run_export(args):
         result = export(args.model, **settings)
     from deploy.report import to_markdown
 
-    print(to_markdown([result.report]))
-    print(f"wrote {result.path} and {result.sidecar_path.name}", file=sys.stderr)
+    if args.json:
+        print_json(result.report)
+    else:
+        print(to_markdown([result.report]))
+    note(f"wrote {result.path} and {result.sidecar_path.name}")
 
 
 def run_separable(args):

@@ -13,6 +13,7 @@ import numpy as np
 
 from deploy.quantization import MODES
 from deploy.serving import serving_module
+from garden.console import progress, stage
 from garden.errors import GardenError
 
 
@@ -26,9 +27,10 @@ def convert_onnx(model, input_shape, quant, calib_inputs, path, output="logits")
     module = serving_module(model, input_shape, output, uint8_input)
     float_path = f"{path}.float.onnx"
     try:
-        tf2onnx.convert.from_function(
-            module.serve, input_signature=module.serve.input_signature, opset=17, output_path=float_path
-        )
+        with stage(f"converting {model.name} to ONNX"):
+            tf2onnx.convert.from_function(
+                module.serve, input_signature=module.serve.input_signature, opset=17, output_path=float_path
+            )
         quantize_onnx(float_path, path, quant, calib_inputs, uint8_input)
     except GardenError:
         raise
@@ -82,12 +84,16 @@ class _Reader:
 
     def __init__(self, name, inputs):
         self.name, self.inputs, self.index = name, inputs, 0
+        self.shown = progress(label="calibrating", total=len(inputs))
 
     def get_next(self):
         if self.index >= len(self.inputs):
+            self.shown.close()
             return None
         self.index += 1
+        self.shown.advance()
         return {self.name: self.inputs[self.index - 1][None]}
 
     def rewind(self):
         self.index = 0
+        self.shown = progress(label="calibrating", total=len(self.inputs))

@@ -16,6 +16,8 @@ TensorFlow at module level (the worker must choose its Keras first; ``garden --h
 
 from dataclasses import dataclass
 
+from garden.console import progress
+
 
 @dataclass(frozen=True)
 class Mode:
@@ -92,7 +94,7 @@ def representative_dataset(inputs):
     """A TFLite converter ``representative_dataset``: one batch-1 float32 input at a time."""
 
     def generate():
-        for x in inputs:
+        for x in progress(inputs, "calibrating"):
             yield [x[None].astype("float32")]
 
     return generate

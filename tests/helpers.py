@@ -237,9 +237,18 @@ def build_models(folder):
 
 def garden_edge(*args, timeout=120):
     """Run ``python -m edge_app`` in a subprocess (as a user would); returns CompletedProcess."""
+    return run_program("edge_app", *args, timeout=timeout)
+
+
+def garden_command(*args, timeout=300):
+    """Run ``python -m garden`` in a subprocess (as a user would); returns CompletedProcess."""
+    return run_program("garden", *args, timeout=timeout)
+
+
+def run_program(module, *args, timeout):
     env = dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG="")
     return subprocess.run(
-        [sys.executable, "-m", "edge_app", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         check=False,
         capture_output=True,
         text=True,

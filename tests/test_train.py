@@ -212,8 +212,8 @@ def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, setup, extra, mes
         "--epochs",
         "1",
         "--no-tensorboard",
-        "--verbose",
-        "0",
+        "--progress",
+        "none",
         *extra,
     )
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("garden: error:")

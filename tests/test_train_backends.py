@@ -71,7 +71,7 @@ def garden_train(*argv, env, timeout=300):
     )
 
 
-COMMON = ["lenet5", "--data", "digits", "--epochs", "1", "--verbose", "2", "--no-tensorboard"]
+COMMON = ["lenet5", "--data", "digits", "--epochs", "1", "--progress", "epoch", "--no-tensorboard"]
 
 
 @pytest.mark.slow

@@ -5,12 +5,16 @@ import os
 import subprocess
 import sys
 
+from garden.console import print_json
 from garden.errors import UsageError
 from garden.options import fraction, non_negative_float, number, positive_float, positive_int
 
 SEED = number(int, 0, 2**32 - 1)
 
 BACKENDS = ("tensorflow", "jax", "torch")
+
+# --progress: Keras's verbose levels
+KERAS_PROGRESS = {"bar": 1, "epoch": 2, "none": 0}
 
 
 COMMANDS = {
@@ -48,7 +52,10 @@ def add_commands(commands):
     p.add_argument("--workers", type=positive_int, help="threads preparing batches (1)")
     p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bars, 2 one line per epoch")
+    p.add_argument(
+        "--progress", choices=KERAS_PROGRESS, help="Keras's progress: a bar, one line an epoch, or none (default: bar)"
+    )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run_train)
 
 
@@ -87,9 +94,11 @@ def run_train(args):
         args.data,
         out=args.out,
         resume=args.resume,
-        verbose="auto" if args.verbose is None else args.verbose,
+        verbose=0 if args.quiet else KERAS_PROGRESS.get(args.progress, "auto"),
         **options,
     )
+    if args.json:
+        return print_json(summary)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
     print(
         f"{summary['model']} on {summary['data']}: {summary['epochs']} epochs in {summary['wall_s']:.1f} s; "
@@ -110,8 +119,11 @@ def _rerun_with_backend(args):
     environment = {**os.environ, "KERAS_BACKEND": args.backend}
     command = [sys.executable, "-m", "garden", *argv]
     if getattr(args, "from_command_line", False):
+        from garden.console import release_terminal
+
         sys.stdout.flush()
         sys.stderr.flush()
+        release_terminal()
         os.execve(sys.executable, command, environment)  # same process id: signals reach the training
     code = subprocess.call(command, env=environment)
     if code:
