@@ -249,6 +249,10 @@ def main(argv=None):
 
                 import_keras_quietly()
             args.run(args)
+    except BrokenPipeError:  # the reader of stdout left (`garden models | head`): not an error of ours
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), sys.stdout.fileno())
+        return 141
     except (GardenError, UnknownModelError, UnknownArgumentError, OSError) as error:
         if os.environ.get("GARDEN_DEBUG"):
             raise
@@ -257,10 +261,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("garden: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader of stdout left (`garden models | head`): not an error of ours
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), sys.stdout.fileno())
-        return 141
+    except Exception as error:  # noqa: BLE001  (a fault of garden's, or beneath it: one line, not a trace)
+        if os.environ.get("GARDEN_DEBUG"):
+            raise
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        print(f"garden: internal error: {type(error).__name__}: {first} (GARDEN_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
     return 0
 
 

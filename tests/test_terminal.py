@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from garden.cli import main
+from garden.registry import register_model, unregister_model
 from helpers import ROOT, garden_command
 
 # Lines of garden's own: the report table, the file written. Anything else came from beneath.
@@ -68,7 +71,7 @@ def test_export_json_is_the_report_of_the_file_written(tmp_path):
 
 
 def test_cost_json_counts_multiply_adds():
-    done = garden_command("cost", "--input", "28x28x192", "--filters", "64", "--kernel", "3", "--reduce", "32", "--json")
+    done = garden_command("cost", "--input", "28x28x192", "--filters", 64, "--kernel", 3, "--reduce", 32, "--json")
     figures = json.loads(done.stdout)
     h, w, c, n, k, r = 28, 28, 192, 64, 3, 32
     assert figures["standard_macs"] == h * w * c * n * k * k
@@ -77,9 +80,25 @@ def test_cost_json_counts_multiply_adds():
 
 
 def test_a_closed_pipe_is_not_an_error():
-    command = f"{sys.executable} -m garden models | head -1"
-    done = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    """The table (160 KB, more than a pipe holds) is cut by ``head``: no error line, no trace."""
+    command = f"{sys.executable} -m garden profile inception_resnet_v2 | head -1"
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.stdout.count("\n") == 1 and done.stderr == ""
+
+
+def test_an_internal_error_is_one_line_with_exit_1(capsys, monkeypatch):
+    def broken_builder(**_):
+        return {}["missing"]
+
+    monkeypatch.delenv("GARDEN_DEBUG", raising=False)
+    register_model("broken_for_test", broken_builder, "classification")
+    try:
+        code = main(["profile", "broken_for_test"])
+    finally:
+        unregister_model("broken_for_test")
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("garden: internal error: KeyError: 'missing'") and "GARDEN_DEBUG=1" in err
 
 
 def test_progress_shows_on_a_terminal(tmp_path):
