@@ -53,6 +53,9 @@ def add_commands(commands):
     p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
     p.add_argument(
+        "--strict-data", action="store_true", help="stop at the first file that cannot be decoded (default: skip it)"
+    )
+    p.add_argument(
         "--progress", choices=KERAS_PROGRESS, help="Keras's progress: a bar, one line an epoch, or none (default: bar)"
     )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -86,6 +89,7 @@ def run_train(args):
         "workers": args.workers,
         "cpu_replicas": args.cpu_replicas,
         "tensorboard": args.tensorboard,
+        "strict_data": args.strict_data or None,
     }
     if args.input_size:
         options["input_size"] = parse_size(args.input_size, _default_channels(args.model))

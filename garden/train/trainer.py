@@ -32,7 +32,7 @@ from garden.options import describe_range, in_range
 from garden.train import callbacks as cb
 from garden.train import distribute, report
 from garden.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, make_optimizer
-from garden.train.pipeline import Batches, predictions
+from garden.train.pipeline import Batches, ReportUnreadable, predictions
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -58,6 +58,7 @@ class Settings:
     workers: int = 1
     cpu_replicas: int = None
     tensorboard: bool = True
+    strict_data: bool = False  # stop at the first undecodable file instead of skipping it
 
 
 # Recipes that reach their goal quickly; anything not named here takes the Settings defaults.
@@ -199,6 +200,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         _write_json(folder / "config.json", config)
         clock = lambda: wall_before + time.perf_counter() - started  # noqa: E731  (the run's wall time so far)
         guard, callbacks = _callbacks(folder, monitor, rows, s, saved, clock)
+        callbacks.append(ReportUnreadable(train_batches, test_batches))
         model.fit(
             train_batches,
             validation_data=test_batches,
@@ -210,6 +212,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         if guard.failed:
             raise guard.error()
         summary = _finish(model, name, data, folder, test_batches, s, clock(), plan)
+        test_batches.report_unreadable()
     except BaseException as error:
         if cb.finished_epoch(folder) == initial_epoch:  # no epoch finished: leave the folder as it was
             claim.take_back()
@@ -246,6 +249,7 @@ def _prepare(model, data, s, plan):
             one_hot=one_hot,
             seed=s.seed,
             workers=s.workers,
+            strict=s.strict_data,
         )
         test_batches = Batches(
             test,
@@ -254,6 +258,7 @@ def _prepare(model, data, s, plan):
             one_hot=one_hot,
             workers=s.workers,
             drop_remainder=plan.name == "jax-data-parallel",
+            strict=s.strict_data,
         )
         if not len(test_batches):
             raise GardenError(f"the {len(test)} held-out examples are fewer than one batch of {s.batch_size}")
