@@ -236,27 +236,42 @@ def inner(mask, keep, margin=9):
 
 
 def run_json(*args):
+    """garden-edge as a user runs it (a subprocess): its --json summary and stderr."""
     done = garden_edge(*args, "--headless", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), done.stderr
+
+
+def run_app(capsys, model, source, **options):
+    """The app's loop in this process (faster than a subprocess): the summary and what went to stderr."""
+    from edge_app.app import Options, run
+
+    capsys.readouterr()
+    summary = run(Options(model=str(model), source=str(source), headless=True, **options))
+    return summary, capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- binary: overlay, blur, replace
 
 
 @pytest.mark.parametrize("kind", ["binary_float", "binary_int8"])
-def test_binary_model_blurs_and_replaces_the_background_only(files, tmp_path, kind):
+def test_binary_model_blurs_and_replaces_the_background_only(files, tmp_path, capsys, kind):
     frame, truth = binary_frame()
     shown = {}
-    for mode in ("overlay", "blur", f"replace={files['background']}"):
-        out = tmp_path / f"{mode.split('=')[0]}.png"
-        summary, stderr = run_json("--model", files[kind], "--source", files["frame"], "--output", out, "--mode", mode)
-        shown[mode.split("=")[0]] = cv2.imread(str(out)).astype(int)
+    for mode, background in (("overlay", None), ("blur", None), ("replace", files["background"])):
+        out = tmp_path / f"{mode}.png"
+        if mode == "overlay":  # the command line once, --mode replace=IMAGE parsed in-process below
+            summary, stderr = run_json("--model", files[kind], "--source", files["frame"], "--output", out)
+        else:
+            summary, stderr = run_app(
+                capsys, files[kind], files["frame"], output=str(out), mode=mode, background=background
+            )
+        shown[mode] = cv2.imread(str(out)).astype(int)
         assert summary["model"]["output"] == "binary"
         assert {name for name, _ in summary["result"]["classes"]} == {"background", "foreground"}
         pixels = 0.5 if kind == "binary_float" else 3  # int8: a few border pixels may flip
         assert abs(summary["result"]["foreground"] - expected_foreground_share()) <= pixels / SIZE**2
-        assert "states no input normalisation" in stderr  # the [0, 1] default is said, once
+        assert stderr.count("states no input normalisation") == 1  # the [0, 1] default is said, once
     fg, bg = inner(truth, 1), inner(truth, 0, margin=15)
     background = cv2.imread(files["background"]).astype(int)
     frame = frame.astype(int)
@@ -268,6 +283,17 @@ def test_binary_model_blurs_and_replaces_the_background_only(files, tmp_path, ki
     maroon = np.array([0, 0, 128])
     np.testing.assert_allclose(shown["overlay"][fg], 0.5 * frame[fg] + 0.5 * maroon, atol=2)
     np.testing.assert_allclose(shown["overlay"][bg], 0.5 * frame[bg], atol=2)
+
+
+def test_mode_replace_is_parsed_and_checked(files):
+    from edge_app.__main__ import build_parser, options_from
+
+    options = options_from(build_parser().parse_args(["--model", "m", "--mode", f"replace={files['background']}"]))
+    assert (options.mode, options.background) == ("replace", files["background"])
+    done = garden_edge("--model", files["binary_float"], "--source", files["frame"], "--headless", "--mode", "replace=")
+    assert_one_line_error(done, 2, "--mode", "replace=IMAGE")
+    done = garden_edge("--model", files["classifier"], "--source", files["frame"], "--headless", "--mode", "blur")
+    assert_one_line_error(done, 2, "--mode blur needs a segmentation model")
 
 
 def test_threshold_moves_the_mask(files):
@@ -335,11 +361,11 @@ def expected_probabilities(image, mean, std):
     return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
 
 
-def test_labels_and_normalisation_packed_in_the_file(files, tmp_path):
+def test_labels_and_normalisation_packed_in_the_file(files, tmp_path, capsys):
     """Names and [-1, 1] normalisation come from the file alone; --labels and --mean/--std win over them."""
     for c in range(len(NAMES)):
         image = solid(c, tmp_path)
-        summary, stderr = run_json("--model", files["packed"], "--source", image, "--top-k", 2)
+        summary, stderr = run_app(capsys, files["packed"], image, top_k=2)
         top = summary["result"]["top"]
         assert top[0][0] == PACKED_NAMES[c] and len(top) == 2, top
         assert top[0][1] == pytest.approx(expected_probabilities(image, 127.5, 127.5)[c], abs=1e-3)
@@ -353,11 +379,14 @@ def test_labels_and_normalisation_packed_in_the_file(files, tmp_path):
     assert abs(expected_probabilities(image, 0, 255)[3] - expected_probabilities(image, 127.5, 127.5)[3]) > 0.01
 
 
-def test_labels_file_and_mean_std_on_a_bare_classifier(files, tmp_path):
+def test_labels_file_and_mean_std_on_a_bare_classifier(files, tmp_path, capsys):
     for c in range(len(NAMES)):
-        args = ("--model", files["classifier"], "--source", solid(c, tmp_path), "--labels", files["labels"])
-        summary, stderr = run_json(*args, "--mean", "127.5", "--std", "127.5,127.5,127.5")
+        image = solid(c, tmp_path)
+        summary, stderr = run_app(
+            capsys, files["classifier"], image, labels=files["labels"], mean=(127.5,), std=(127.5,) * 3
+        )
         assert summary["result"]["top"][0][0] == GIVEN_NAMES[c], summary["result"]
+        assert summary["result"]["top"][0][1] == pytest.approx(expected_probabilities(image, 127.5, 127.5)[c], abs=1e-4)
         assert "normalisation" not in stderr
     summary, stderr = run_json("--model", files["classifier"], "--source", solid(1, tmp_path))
     assert all(name.startswith("class ") for name, _ in summary["result"]["top"])
