@@ -146,18 +146,11 @@ def build_parser():
         help="foreground probability of a binary (1xHxWx1) model, 0-1 (default 0.5)",
     )
     p.add_argument("--labels", metavar="FILE", help="class names, one a line (default: packed in the file, sidecar)")
-    p.add_argument(
-        "--mean",
-        type=pixel_values,
-        metavar="M",
-        help="input mean in 0-255 units, one or three values (default: the file's metadata, sidecar, else 0)",
-    )
-    p.add_argument(
-        "--std",
-        type=pixel_values,
-        metavar="S",
-        help="input std in 0-255 units (default: the file's metadata, sidecar, else 255: pixels in [0, 1])",
-    )
+    for flag, letter, otherwise in (("--mean", "M", "0"), ("--std", "S", "255: pixels in [0, 1]")):
+        what = f"input {flag[2:]} in 0-255 units, one or three values"
+        p.add_argument(
+            flag, type=pixel_values, metavar=letter, help=f"{what} (default: metadata, sidecar, else {otherwise})"
+        )
     p.add_argument(
         "--runtime",
         choices=RUNTIMES,
