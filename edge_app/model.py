@@ -178,12 +178,13 @@ def choose_output(interpreter, image, path):
     producers = _producers(interpreter)
     readings = [_read_output(out, i, image, producers) for i, out in enumerate(outputs)]
     usable = [r for r in readings if isinstance(r, Output)]
-    if len(usable) == 1 and (len(outputs) == 1 or not _looks_like_detection(outputs)):
+    detection = _looks_like_detection(outputs, readings)
+    if len(usable) == 1 and not detection:
         return usable[0]._replace(note=output_note(usable[0], outputs))
     listed = ", ".join(f"{out['name'] or i} {[int(s) for s in out['shape']]}" for i, out in enumerate(outputs))
     if len(outputs) == 1:
         why = readings[0]
-    elif _looks_like_detection(outputs):
+    elif detection:
         why = "detection boxes and scores"
     elif usable:
         why = f"{len(usable)} candidate results and none clearly the one to draw"
@@ -216,7 +217,7 @@ def _read_output(out, position, image, producers):
     if len(shape) == 2 or (len(shape) == 4 and shape[1] == shape[2] == 1):
         source = _source_op(out["index"], producers)
         if source in _EMBEDDING_OPS:
-            return f"an embedding: a {shape[-1]}-vector made by {source}, not class scores"
+            return f"an embedding: {shape[-1]} features made by {source}, not class scores"
         if shape[-1] < 2:
             return "a single score, not class scores"
         return Output(out, position, "classification", "scores", shape[-1], "NHWC")
@@ -261,11 +262,13 @@ def _is_probability(out, source):
     return bool(low > -0.01 and high < 1.01)
 
 
-def _looks_like_detection(outputs):
-    """Box regressors (..., 4 or more) beside per-anchor scores over the same anchors: a detector."""
+def _looks_like_detection(outputs, readings):
+    """Box regressors (1xNx4 or more, not a map) beside another output over the same N anchors: a detector."""
     shapes = [[int(s) for s in out["shape"]] for out in outputs]
-    anchors = [s[1] for s in shapes if len(s) == 3 and s[2] >= 4]
-    return any(len(s) in (2, 3) and s[1] in anchors and s != t for s in shapes for t in shapes if len(t) == 3)
+    boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[2] >= 4 and not isinstance(readings[i], Output)]
+    return any(
+        j != i and len(shapes[j]) in (2, 3) and shapes[j][1] == shapes[i][1] for i in boxes for j in range(len(shapes))
+    )
 
 
 def _producers(interpreter):
@@ -308,6 +311,9 @@ def _build_info(path, sidecar, metadata, overrides, inp, image, chosen):
     scale, mean, std, norm_note = _normalisation(path, sidecar, metadata, overrides, channels)
     colors = sidecar.get("colors") or []
     shown = chosen.num_classes if chosen.kind != "class_map" else max(len(names), len(colors), 256)
+    num_classes = chosen.num_classes
+    if chosen.kind == "class_map":
+        num_classes = int(sidecar.get("output", {}).get("num_classes", 0)) or num_classes
     notes = [n for n in (chosen.note, names_note(names, names_from, chosen), norm_note) if n]
     quant = (float(out["quantization"][0]), int(out["quantization"][1]))
     return ModelInfo(
@@ -321,7 +327,7 @@ def _build_info(path, sidecar, metadata, overrides, inp, image, chosen):
         input_quant=(float(inp["quantization"][0]), int(inp["quantization"][1])),
         task=chosen.task,
         output_kind=chosen.kind,
-        num_classes=chosen.num_classes,
+        num_classes=num_classes,
         output_quant=quant,
         class_names=tuple(class_names(names, shown)),
         colors=tuple(palette_rgb(colors, shown)),

@@ -105,6 +105,13 @@ def mask_and_embedding():
     return keras.Model(inputs, [mask, keras.layers.GlobalAveragePooling2D()(inputs)])
 
 
+def two_masks():
+    """Two binary heads: neither is clearly the result."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    heads = [keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs) for _ in range(2)]
+    return keras.Model(inputs, heads)
+
+
 # ---------------------------------------------------------------- packing labels the TFLite metadata way
 
 
@@ -206,6 +213,7 @@ def files(tmp_path_factory):
         "detector": edge_convert(detector(), folder / "detector.tflite"),
         "embedder": edge_convert(embedder(), folder / "embedder.tflite"),
         "two_outputs": edge_convert(mask_and_embedding(), folder / "mask_and_embedding.tflite"),
+        "two_masks": edge_convert(two_masks(), folder / "two_masks.tflite"),
     }
     built["new_op"] = bump_op_version(built["binary_float"], folder / "new_op.tflite")
     labels = folder / "labels.txt"
@@ -440,7 +448,8 @@ def test_one_drawable_output_of_two_is_used_and_named(files):
     "name, words",
     [
         ("detector", ["detection boxes and scores", "[1, 64, 16]", "[1, 64, 1]", "its 2 outputs"]),
-        ("embedder", ["embedding", "[1, 8]", "MEAN"]),
+        ("embedder", ["an embedding: 8 features made by MEAN", "[1, 8]"]),
+        ("two_masks", ["its 2 outputs (2 candidate results and none clearly the one to draw)", "[1, 48, 48, 1]"]),
         ("new_op", ["needs the op CONV_2D version 99", "lacks"]),
     ],
 )
