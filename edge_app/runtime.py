@@ -169,8 +169,8 @@ class CompiledRunner:
 def open_runner(path, threads, runtime, interpreter, input_detail, output_detail):
     """The runner for ``runtime`` (``compiled`` or ``interpreter``; None: compiled where LiteRT has it).
 
-    A model whose input size is set at load time (a dynamic input) or that has no signature runs on the
-    interpreter unless ``compiled`` was asked for.
+    A model whose input size is set at load time (a dynamic input), that has no signature or that
+    ``CompiledModel`` cannot take runs on the interpreter unless ``compiled`` was asked for.
     """
     asked = runtime
     runtime = runtime or default_runtime()
@@ -178,5 +178,9 @@ def open_runner(path, threads, runtime, interpreter, input_detail, output_detail
         raise EdgeError(f"--runtime compiled: the installed LiteRT ({litert_version()}) has no CompiledModel API")
     dynamic = -1 in [int(s) for s in input_detail.get("shape_signature", input_detail["shape"])][1:]
     if runtime == "compiled" and (asked or (interpreter.get_signature_list() and not dynamic)):
-        return CompiledRunner(path, threads, output_detail)
+        try:
+            return CompiledRunner(path, threads, output_detail)
+        except EdgeError:
+            if asked:
+                raise
     return InterpreterRunner(interpreter, input_detail["index"], output_detail["index"])

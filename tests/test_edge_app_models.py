@@ -318,6 +318,32 @@ def test_threshold_moves_the_mask(files):
     model.close()
 
 
+@pytest.mark.parametrize(
+    "dtype, quant, probability",
+    [
+        ("uint8", (1 / 255, 0), True),
+        ("int8", (1 / 256, -128), True),
+        ("int8", (0.1, 3), False),
+        ("float32", (0, 0), None),
+    ],
+)
+def test_binary_mask_of_quantized_probabilities_and_logits(dtype, quant, probability):
+    """The threshold moved into stored units gives the mask of the dequantized map (sigmoid first for logits)."""
+    from types import SimpleNamespace
+
+    from edge_app.postprocess import binary_mask
+
+    rng = np.random.default_rng(1)
+    limits = np.iinfo(dtype) if dtype != "float32" else None
+    stored = rng.integers(limits.min, limits.max + 1, (33, 17)).astype(dtype) if limits else rng.normal(0, 3, (33, 17))
+    scale, zero = quant
+    values = (stored.astype(np.float64) - zero) * scale if scale else stored
+    info = SimpleNamespace(probability=probability, output_quant=quant)
+    for threshold in (0.25, 0.5, 0.8):
+        expected = values > threshold if probability else 1 / (1 + np.exp(-values)) > threshold
+        np.testing.assert_array_equal(binary_mask(stored.astype(dtype), info, threshold), expected)
+
+
 def test_compiled_model_and_interpreter_agree(files):
     from edge_app.app import Options, run
     from edge_app.runtime import compiled_model_class
