@@ -89,11 +89,12 @@ class Pipeline:
     @classmethod
     def load(cls, options):
         """Load the models (the main one with the command line's labels, normalisation and runtime)."""
+        background = _background(options)
         overrides = Overrides(options.labels, options.mean, options.std, options.runtime)
         models = [load_model(options.model, options.threads, overrides)]
         if options.compare:
             models.append(load_model(options.compare, options.threads, Overrides(runtime=options.runtime)))
-        pipeline = cls(models, [draw.colour_table(m.info) for m in models], options, _background(options))
+        pipeline = cls(models, [draw.colour_table(m.info) for m in models], options, background)
         for model in models:
             if options.mode in draw.BACKGROUND_MODES and model.info.task != "segmentation":
                 pipeline.close()
@@ -194,8 +195,9 @@ class Progress:
         return live_stats(self.frames, time.perf_counter() - self.started, self.timings, result, info)
 
     def fps(self):
-        """Frames a second since the clock started; None before the first frame is done."""
-        return self.frames / max(time.perf_counter() - self.started, 1e-9) if self.frames else None
+        """Frames a second since the caption was last refreshed (the loop's start, for the first frames drawn
+        without one); None before the first frame is done."""
+        return self.frames / max(time.perf_counter() - self.caption_at, 1e-9) if self.frames else None
 
     def count(self, pipeline, result):
         """One more frame done; every ``TEXT_EVERY`` frames the caption is redrawn with the FPS since the last."""
