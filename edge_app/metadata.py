@@ -7,7 +7,7 @@ the app uses, the input normalisation and the output's label file, with the flat
 ships and the standard library's ``zipfile``; no TensorFlow, no tflite-support.
 """
 
-import io
+import mmap
 import zipfile
 from dataclasses import dataclass, field
 
@@ -39,9 +39,9 @@ class Metadata:
 
 def read_metadata(path):
     """The metadata and packed files of the ``.tflite`` at ``path`` (empty where it has none)."""
-    data = path.read_bytes()
-    packed = _packed_files(data)
-    root = _metadata_table(data)
+    packed = _packed_files(path)
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        root = _metadata_table(data)
     if root is None:
         return Metadata(packed=packed)
     subgraphs = _tables(root, MODEL_SUBGRAPHS)
@@ -59,10 +59,10 @@ def read_metadata(path):
     )
 
 
-def _packed_files(data):
+def _packed_files(path):
     """Files of the zip archive appended to the flatbuffer ({} when there is none)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(path) as archive:
             return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         return {}
@@ -80,7 +80,7 @@ def _metadata_table(data):
                 continue
             buffer = model.Buffers(entry.Buffer())
             if buffer.Offset() > 1:  # large models keep buffers after the flatbuffer
-                blob = data[buffer.Offset() : buffer.Offset() + buffer.Size()]
+                blob = bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
             else:
                 blob = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
             if len(blob) >= 8:

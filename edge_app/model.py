@@ -102,7 +102,8 @@ def load_model(path, threads=1, overrides=None):
 def _check_tflite_file(path):
     if not path.is_file():
         raise EdgeError(f"model file {path} does not exist")
-    head = path.read_bytes()[:8] if path.stat().st_size >= _MIN_TFLITE_BYTES else b""
+    with open(path, "rb") as file:
+        head = file.read(8) if path.stat().st_size >= _MIN_TFLITE_BYTES else b""
     if head[4:8] != b"TFL3":
         raise EdgeError(f"{path} is not a TFLite model (no TFL3 file identifier; {path.stat().st_size} bytes)")
 
