@@ -1,6 +1,7 @@
 """garden-edge on the kinds of TFLite files other people publish, each built here (nothing downloaded).
 
-A binary (portrait-style) segmenter with one sigmoid output, float and int8; classifiers with labels
+A binary (portrait-style) segmenter with one sigmoid output, float and int8, as a 1x1 convolution whose
+mask is known and as garden's U-Net; classifiers with labels
 packed into the ``.tflite`` the way the TFLite metadata tools pack them (a ``ModelMetadata`` flatbuffer
 and a zip archive appended to the file) and with ``--labels``; a detection-shaped model and an
 embedding (refused); an NCHW softmax segmenter; a model needing an op LiteRT lacks. The right
@@ -63,6 +64,14 @@ def binary_model():
     model = keras.Model(inputs, conv(inputs))
     conv.set_weights([np.array([8.0, -8.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.array([-2.4], np.float32)])
     return model
+
+
+def garden_unet():
+    """garden's U-Net, narrow, with one sigmoid output: the shape of a binary (portrait, salient object) model."""
+    import garden
+
+    unet = garden.create_model("unet", input_shape=(SIZE, SIZE, 3), num_classes=1, filters=(4, 8, 16))
+    return keras.Model(unet.input, keras.layers.Activation("sigmoid")(unet.output), name="binary_unet")
 
 
 def classifier(softmax=True):
@@ -207,6 +216,8 @@ def files(tmp_path_factory):
     built = {
         "binary_float": edge_convert(binary_model(), folder / "portrait_float.tflite"),
         "binary_int8": edge_convert(binary_model(), folder / "portrait_int8.tflite", tf.int8, samples=samples),
+        "unet_float": edge_convert(unet := garden_unet(), folder / "unet_float.tflite"),
+        "unet_int8": edge_convert(unet, folder / "unet_int8.tflite", tf.int8, samples=samples),
         "classifier": edge_convert(classifier(), folder / "classifier.tflite"),
         "packed": pack_labels(edge_convert(classifier(), folder / "packed.tflite"), PACKED_NAMES),
         "nchw": edge_convert(nchw_segmenter(), folder / "nchw.tflite"),
@@ -291,6 +302,40 @@ def test_binary_model_blurs_and_replaces_the_background_only(files, tmp_path, ca
     maroon = np.array([0, 0, 128])
     np.testing.assert_allclose(shown["overlay"][fg], 0.5 * frame[fg] + 0.5 * maroon, atol=2)
     np.testing.assert_allclose(shown["overlay"][bg], 0.5 * frame[bg], atol=2)
+
+
+def litert_probabilities(path, frame):
+    """The model's output on ``frame`` through LiteRT's Interpreter, fed and dequantized here (not by the app)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    x = cv2.resize(frame, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)[..., ::-1] / 255.0
+    scale, zero = inp["quantization"]
+    if scale:
+        x = np.clip(np.round(x / scale + zero), -128, 127)
+    interpreter.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
+    interpreter.invoke()
+    scale, zero = out["quantization"]
+    raw = interpreter.get_tensor(out["index"]).astype(np.float64)
+    return (raw - zero) * scale if scale else raw
+
+
+@pytest.mark.parametrize("kind", ["unet_float", "unet_int8"])
+def test_garden_unet_with_a_sigmoid_output(files, capsys, kind):
+    """garden's U-Net, exported: read as binary, its foreground share the one LiteRT's own output gives."""
+    frame = binary_frame()[0]
+    values = np.unique(litert_probabilities(files[kind], frame))
+    middle = values[len(values) // 5 : 4 * len(values) // 5]
+    gap = int(np.argmax(np.diff(middle)))  # a threshold in the widest gap: no pixel sits on it
+    threshold = float(middle[gap] + middle[gap + 1]) / 2
+    expected = float((litert_probabilities(files[kind], frame) > threshold).mean())
+    summary, _ = run_app(capsys, files[kind], files["frame"], threshold=threshold, mode="blur")
+    assert summary["model"]["output"] == "binary"
+    assert summary["model"]["input_dtype"] == ("int8" if kind == "unet_int8" else "float32")
+    assert 0.05 < expected < 0.95, expected  # a threshold that splits the picture
+    assert summary["result"]["foreground"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_mode_replace_is_parsed_and_checked(files):
