@@ -6,11 +6,13 @@ Exit codes: see ``EXIT_CODES``. Errors are one line on stderr; set ``GARDEN_DEBU
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
 
 from edge_app.errors import FRAMES_LOST_EXIT, EdgeError, SourceLost
+from edge_app.runtime import RUNTIMES
 
 EXIT_CODES = """exit codes:
   0  done: the source ended, --max-frames or --benchmark reached, ESC / q, Ctrl-C
@@ -25,6 +27,8 @@ EXAMPLES = """examples:
   garden-edge --model deeplab.tflite --source street.mp4 --headless --output out.mp4
   garden-edge --model deeplab.tflite --source 0 --serve 0.0.0.0:8080
   garden-edge --model deeplab.tflite --source frame.jpg --benchmark 200 --threads 1 --json
+  garden-edge --model selfie.tflite --source 0 --mode blur --threshold 0.6
+  garden-edge --model classifier.tflite --labels labels.txt --mean 127.5 --std 127.5 --source photo.jpg --json
   garden-edge --model separable.tflite --compare standard.tflite --source clip.mp4 --headless --output cmp.mp4
 """
 
@@ -78,6 +82,27 @@ def parse_wxh(text):
     return width, height
 
 
+def parse_mode(text):
+    """``overlay``, ``side-by-side``, ``mask``, ``blur`` or ``replace=IMAGE``."""
+    from edge_app.render import MODES
+
+    mode = text.split("=", 1)[0]
+    if mode not in MODES or (mode == "replace") != ("=" in text) or text.endswith("="):
+        raise argparse.ArgumentTypeError(f"{text!r}: use one of overlay, side-by-side, mask, blur, replace=IMAGE")
+    return text
+
+
+def pixel_values(text):
+    """``127.5`` or ``123.7,116.3,103.5`` -> a tuple of finite numbers (0-255 units)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers") from None
+    if not all(math.isfinite(v) for v in values) or len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: one or three finite numbers")
+    return values
+
+
 def serve_address(text):
     """``HOST:PORT`` or ``PORT`` -> (host, port), the port from 0 to 65535."""
     from edge_app.serve import parse_address
@@ -106,7 +131,31 @@ def build_parser():
         default=min(4, os.cpu_count() or 1),
         help=f"LiteRT CPU threads, 1-{MAX_THREADS} (default: up to 4)",
     )
-    p.add_argument("--mode", choices=("overlay", "side-by-side", "mask"), default="overlay")
+    p.add_argument(
+        "--mode",
+        type=parse_mode,
+        default="overlay",
+        metavar="MODE",
+        help="overlay (default), side-by-side, mask, blur (background blurred) or replace=IMAGE (background replaced)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=fraction,
+        metavar="T",
+        default=0.5,
+        help="foreground probability of a binary (1xHxWx1) model, 0-1 (default 0.5)",
+    )
+    p.add_argument("--labels", metavar="FILE", help="class names, one a line (default: packed in the file, sidecar)")
+    for flag, letter, otherwise in (("--mean", "M", "0"), ("--std", "S", "255: pixels in [0, 1]")):
+        what = f"input {flag[2:]} in 0-255 units, one or three values"
+        p.add_argument(
+            flag, type=pixel_values, metavar=letter, help=f"{what} (default: metadata, sidecar, else {otherwise})"
+        )
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="LiteRT API: compiled (CompiledModel, the default where installed LiteRT has it) or interpreter",
+    )
     p.add_argument(
         "--size",
         type=parse_wxh,
@@ -165,7 +214,11 @@ def options_from(args):
     """The parsed command line as :class:`edge_app.app.Options` (each option under the field of its name)."""
     from edge_app.app import Options
 
-    given = vars(args)
+    given = dict(vars(args))
+    given["mode"], _, background = given.get("mode", "overlay").partition("=")
+    given["background"] = background or None
+    if given.get("std") and not all(v > 0 for v in given["std"]):
+        raise EdgeError(f"--std {','.join(map(str, given['std']))}: must be positive")
     return Options(**{f.name: given[f.name] for f in dataclasses.fields(Options) if f.name in given})
 
 
