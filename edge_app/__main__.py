@@ -124,13 +124,8 @@ def build_parser():
     p.add_argument(
         "--source", default="0", help="camera index, video, image, folder of images or rtsp://... (default 0)"
     )
-    p.add_argument(
-        "--threads",
-        type=whole_number(1, MAX_THREADS),
-        metavar="N",
-        default=min(4, os.cpu_count() or 1),
-        help=f"LiteRT CPU threads, 1-{MAX_THREADS} (default: up to 4)",
-    )
+    threads = min(4, os.cpu_count() or 1)
+    add_count(p, "--threads", 1, MAX_THREADS, threads, "LiteRT CPU threads, {range} (default: up to 4)")
     p.add_argument(
         "--mode",
         type=parse_mode,
@@ -163,13 +158,7 @@ def build_parser():
         help=f"frame size, sides 1-{MAX_SIDE} (asked of a camera, applied to other sources)",
     )
     p.add_argument("--alpha", type=fraction, metavar="A", default=0.5, help="overlay opacity 0-1 (default 0.5)")
-    p.add_argument(
-        "--top-k",
-        type=whole_number(1, MAX_TOP_K),
-        metavar="K",
-        default=3,
-        help=f"classes shown for a classifier, 1-{MAX_TOP_K} (default 3)",
-    )
+    add_count(p, "--top-k", 1, MAX_TOP_K, 3, "classes shown for a classifier, {range} (default 3)", metavar="K")
     p.add_argument("--headless", action="store_true", help="no window (OpenCV headless builds cannot open one)")
     p.add_argument(
         "--output",
@@ -177,13 +166,7 @@ def build_parser():
         help="write the annotated frames to a video (.mp4, .avi) or an image; "
         "it is put in place only once it is complete and plays back",
     )
-    p.add_argument(
-        "--benchmark",
-        type=whole_number(1, MAX_BENCHMARK),
-        default=0,
-        metavar="N",
-        help=f"time N frames, 1-{MAX_BENCHMARK} (source looped), and print median/p90",
-    )
+    add_count(p, "--benchmark", 1, MAX_BENCHMARK, 0, "time N frames, {range} (source looped), and print median/p90")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("--compare", metavar="OTHER.tflite", help="run a second model on the same frames, side by side")
     p.add_argument(
@@ -193,21 +176,17 @@ def build_parser():
         help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)",
     )
     p.add_argument("--loop", action="store_true", help="start a video, image or folder again when it ends")
-    p.add_argument(
-        "--max-frames",
-        type=whole_number(1, MAX_FRAMES),
-        default=0,
-        metavar="N",
-        help=f"stop after N frames (at most {MAX_FRAMES:,})",
-    )
-    p.add_argument(
-        "--retries",
-        type=whole_number(0, MAX_RETRIES),
-        default=3,
-        metavar="N",
-        help=f"reconnection attempts when a camera or stream drops, 0-{MAX_RETRIES} (default 3)",
-    )
+    add_count(p, "--max-frames", 1, MAX_FRAMES, 0, "stop after N frames, {range}")
+    add_count(p, "--retries", 0, MAX_RETRIES, 3, "reconnection attempts when a stream drops, {range} (default 3)")
     return p
+
+
+def add_count(parser, flag, low, high, default, help_text, metavar="N"):
+    """A whole-number option in ``[low, high]``; ``{range}`` in ``help_text`` becomes ``low-high``."""
+    span = f"{low:,}-{high:,}"
+    parser.add_argument(
+        flag, type=whole_number(low, high), default=default, metavar=metavar, help=help_text.format(range=span)
+    )
 
 
 def options_from(args):

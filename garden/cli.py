@@ -60,11 +60,8 @@ def add_profile(commands):
 
 def run_profile(args):
     from garden import profiler
-    from garden._files import check_writable
 
-    if args.plot:
-        check_writable(args.plot)
-    result = profiler.profile(build_model(args.model, args.input_size))
+    (result,) = _profiles(args, [args.model])
     if args.json:
         print(profiler.to_json(result))
     elif args.csv:
@@ -76,11 +73,7 @@ def run_profile(args):
     if args.separable:
         print()
         print(profiler.separable_markdown(profiler.separable_comparison(result)))
-    if args.plot:
-        from garden.profiler.plots import plot_layers
-
-        plot_layers(result, args.plot)
-        note(f"wrote {args.plot}")
+    _plot(args, "plot_layers", result)
 
 
 def add_compare(commands):
@@ -93,12 +86,7 @@ def add_compare(commands):
 
 
 def run_compare(args):
-    from garden import profiler
-    from garden._files import check_writable
-
-    if args.plot:
-        check_writable(args.plot)
-    results = [profiler.profile(build_model(name, args.input_size)) for name in args.models]
+    results = _profiles(args, args.models)
     rows = [_compare_row(result) for result in results]
     if args.json:
         print_json(rows)
@@ -108,10 +96,25 @@ def run_compare(args):
         for row in rows:
             figures = f"{row['params']:,} | {row['macs']:,} | {row['memory_mb']:,.2f}"
             print(f"| {row['model']} | {row['input']} | {figures} |")
-    if args.plot:
-        from garden.profiler.plots import plot_compare
+    _plot(args, "plot_compare", results)
 
-        plot_compare(results, args.plot)
+
+def _profiles(args, names):
+    """The profiles of ``names`` at ``--input-size``, once ``--plot`` is known to be writable."""
+    from garden import profiler
+    from garden._files import check_writable
+
+    if args.plot:
+        check_writable(args.plot)
+    return [profiler.profile(build_model(name, args.input_size)) for name in names]
+
+
+def _plot(args, chart, figures):
+    """``--plot``: draw ``chart`` (a function of ``garden.profiler.plots``) of ``figures``."""
+    if args.plot:
+        from garden.profiler import plots
+
+        getattr(plots, chart)(figures, args.plot)
         note(f"wrote {args.plot}")
 
 
