@@ -26,8 +26,6 @@ On a GPU machine without Keras, carry the wheels (keras, namex, optree; docs/tra
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import garden  # noqa: E402
+from deploy.op_profile import machine_line  # noqa: E402
 from garden._files import write_text  # noqa: E402
 
 keras = garden.import_keras()
@@ -202,20 +201,6 @@ def device_name():
     return f"gpu: {gpus[0].name}" if gpus else "cpu"
 
 
-def machine():
-    """CPU model, cores and load: what the figures were measured beside."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return f"{model}, {os.cpu_count()} cores; {uptime}"
-
-
 def run(cases, args):
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -250,7 +235,7 @@ def to_markdown(rows, args):
         f"tensorflow {'hidden' if sys.modules.get('tensorflow', 0) is None else 'importable'}; "
         f"{args.steps} timed steps after {args.warmup} warm-up, medians; pipeline: {args.workers} worker threads, "
         f"{args.images} JPEG files",
-        f"Host: {machine()}",
+        f"Host: {machine_line()}",
         "",
         "| workload | data | input | batch | ms / step | images / s |",
         "|---|---|---|---|---|---|",

@@ -20,7 +20,6 @@ XNNPACK widens its int8 values and multiplies in 32-bit lanes, at the float rate
 """
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +116,15 @@ def describe(cpu):
     return f"{cpu.model}, {cpu.mhz:.0f} MHz, {', '.join(isa) or 'no AVX2 / AVX-512 / VNNI / AMX'}"
 
 
+def machine_line():
+    """This machine for a benchmark's header: CPU, clock and ISA, cores, and ``uptime``'s load."""
+    import os
+    import subprocess
+
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return f"{describe(read_cpu())}; {os.cpu_count()} cores; {uptime}"
+
+
 # ---------------------------------------------------------------- the convolutions of a model
 
 
@@ -171,21 +179,6 @@ def _overhead_model():
     return keras.Model(inputs, keras.layers.Conv2D(8, 1)(inputs), name="op_overhead")
 
 
-def _time_rounds(runners, rounds, per_round=5):
-    """Median milliseconds of one invoke of each runner, runners interleaved round by round."""
-    fed = [runner.feed(np.random.default_rng(0).random((1, *shape), dtype="float32")) for runner, shape in runners]
-    times = [[] for _ in runners]
-    for (runner, _), x in zip(runners, fed):
-        runner.invoke(x)
-    for _ in range(rounds):
-        for index, ((runner, _), x) in enumerate(zip(runners, fed)):
-            started = time.perf_counter()
-            for _ in range(per_round):
-                runner.invoke(x)
-            times[index].append((time.perf_counter() - started) * 1000 / per_round)
-    return [float(np.median(t)) for t in times]
-
-
 def op_rows(model, quant, whole_path, scratch, rounds, cpu):
     """Per kind: ops, multiply-adds, summed time, achieved multiply-adds/s, peak and share of it.
 
@@ -209,7 +202,7 @@ def op_rows(model, quant, whole_path, scratch, rounds, cpu):
         runners.append((check.open_runner(path, 1), shape))
         if key is not None:
             macs[key] = garden.profile(op).total["macs"]
-    whole_ms, *measured = _time_rounds(runners, rounds)
+    whole_ms, *measured = check.interleaved_latency(runners, rounds)
     overhead = measured[-1]
     per_op = {key: max(ms - overhead, 0.0) for key, ms in zip(distinct, measured)}
     peak = peaks(cpu)
@@ -247,8 +240,10 @@ def op_rows(model, quant, whole_path, scratch, rounds, cpu):
 
 def to_markdown(rows, cpu):
     lines = [
-        f"CPU: {describe(cpu)}; 1 thread; convolutions timed alone (one-op models, interleaved), "
-        "invoke overhead subtracted; other = whole model - convolutions",
+        f"Machine: {machine_line()}",
+        f"Peaks for: {describe(cpu)}; 1 thread; convolutions timed alone (one-op models, interleaved), "
+        "invoke overhead subtracted; other = whole model - convolutions; peaks at the clock /proc/cpuinfo lists "
+        "(a core boosting above it can pass 100%)",
         "",
         "| model | quant | whole model ms | kind | ops | multiply-adds | ms | share | G multiply-adds/s | "
         "peak G/s (1 core) | of peak | peak from |",
