@@ -18,7 +18,7 @@ timed from the end of one to the end of the next, its loss read back (so the dev
 ``--warmup`` steps (compilation) are not timed; the table gives medians.
 
     KERAS_BACKEND=jax python bench/gpu.py            # on the GPU machine; again with KERAS_BACKEND=torch
-    python bench/gpu.py --tiny                       # seconds on a CPU: small inputs, shallow ResNet (make test)
+    python bench/gpu.py --tiny                       # a minute on a CPU: small inputs, shallow ResNet-50 (make test)
 
 On a GPU machine without Keras, carry the wheels (keras, namex, optree; docs/training.md says how).
 """
@@ -75,7 +75,7 @@ TINY = (
     Case("ResNet-50 (1 block a stage)", "resnet50", "pipeline", 32, 4, 10, {"depths": (1, 1, 1, 1)}),
     Case("ResNet-50 input", "resnet50", "pipeline alone", 32, 4, 10),
     Case("DeepLabv3+ MobileNetV2 0.35", "deeplabv3plus", "synthetic", 65, 2, 21, {"backbone_kwargs": {"alpha": 0.35}}),
-    Case("SimCLR small_cnn", "simclr", "synthetic", 32, 8, overrides={"backbone": "small_cnn"}),
+    Case("SimCLR ResNet-18", "simclr", "synthetic", 32, 8, overrides={"backbone": "resnet18"}),
 )
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
@@ -250,7 +250,7 @@ def to_markdown(rows, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="small inputs and models: seconds on a CPU")
+    parser.add_argument("--tiny", action="store_true", help="small inputs and models: about a minute on a CPU")
     parser.add_argument("--steps", type=int, help="timed steps (default 20; 2 with --tiny)")
     parser.add_argument("--warmup", type=int, help="untimed first steps (default 3; 1 with --tiny)")
     parser.add_argument("--precision", default="mixed_bfloat16", choices=("mixed_bfloat16", "mixed_float16", "float32"))
