@@ -69,7 +69,7 @@ CASES = (
     Case("DeepLabv3+ MobileNetV2", "deeplabv3plus", "synthetic", 513, 16, 21),
     Case("SimCLR ResNet-18", "simclr", "synthetic", 224, 256, overrides={"backbone": "resnet18"}),
 )
-# --tiny: the same code paths in seconds on a CPU (one bottleneck block per ResNet-50 stage).
+# --tiny: the same code paths in about a minute on a CPU (one bottleneck block per ResNet-50 stage).
 TINY = (
     Case("ResNet-50 (1 block a stage)", "resnet50", "synthetic", 32, 4, 10, {"depths": (1, 1, 1, 1)}),
     Case("ResNet-50 (1 block a stage)", "resnet50", "pipeline", 32, 4, 10, {"depths": (1, 1, 1, 1)}),
