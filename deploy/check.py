@@ -117,6 +117,25 @@ def latency(runner, input_shape, repeats=30, warmup=3):
     return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
 
 
+def interleaved_latency(runners, rounds=20, per_round=5):
+    """Median milliseconds of one batch-1 inference of each ``(runner, input_shape)``, interleaved.
+
+    Each round runs every runner ``per_round`` times in turn, so a load that drifts (a shared
+    machine) slows all of them alike and their ratios hold.
+    """
+    fed = [runner.feed(np.random.default_rng(0).random((1, *shape), dtype="float32")) for runner, shape in runners]
+    for (runner, _), x in zip(runners, fed):
+        runner.invoke(x)
+    times = [[] for _ in runners]
+    for _ in range(rounds):
+        for (runner, _), x, record in zip(runners, fed, times):
+            start = time.perf_counter()
+            for _ in range(per_round):
+                runner.invoke(x)
+            record.append((time.perf_counter() - start) * 1000.0 / per_round)
+    return [float(np.median(record)) for record in times]
+
+
 # ---------------------------------------------------------------- metrics
 
 

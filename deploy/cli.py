@@ -95,6 +95,12 @@ def add_bench(commands):
     s.add_argument("--out", default="separable_out", help="output folder (tables, chart, .tflite files)")
     s.add_argument("--repeats", type=BENCH_LIMITS["repeats"].argparse_type(), default=20)
     s.add_argument("--quick", action="store_true", help="fewer single-layer points (for tests)")
+    s.add_argument(
+        "--per-op",
+        action="store_true",
+        help="time each convolution of the two models (depthwise, pointwise, standard) against this CPU's peak, "
+        "instead of the single-layer sweep",
+    )
     s.set_defaults(run=run_separable)
 
 
@@ -138,4 +144,13 @@ def run_export(args):
 def run_separable(args):
     from deploy.separable import run_bench
 
-    run_bench(input_size=args.input_size, alpha=args.alpha, out=args.out, repeats=args.repeats, quick=args.quick)
+    if args.per_op and args.quick:
+        raise UsageError("--quick shortens the single-layer sweep, which --per-op replaces")
+    run_bench(
+        input_size=args.input_size,
+        alpha=args.alpha,
+        out=args.out,
+        repeats=args.repeats,
+        quick=args.quick,
+        per_op=args.per_op,
+    )

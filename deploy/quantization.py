@@ -10,7 +10,7 @@ TensorFlow at module level (the worker must choose its Keras first; ``garden --h
 | ``fp32`` | no optimization | float graph |
 | ``fp16`` | ``Optimize.DEFAULT``, float16 weights | float16 graph, float input/output |
 | ``dynamic`` | ``Optimize.DEFAULT``: int8 weights, float activations | ``quantize_dynamic`` |
-| ``int8`` | ``Optimize.DEFAULT`` and representative data: full integer, float input/output | static QDQ |
+| ``int8`` | ``Optimize.DEFAULT`` and representative data: full integer, float input/output | static QDQ, U8S8 |
 | ``int8-io`` | as ``int8``, with ``uint8`` (or ``int8``) input and logits output | static QDQ, uint8 input |
 """
 

@@ -171,3 +171,25 @@ def test_strategy_needs_its_backend(tmp_path, capsys):
 
     assert main(["train", *COMMON, "--strategy", "jax-data-parallel", "--out", str(tmp_path / "x")]) == 2
     assert "needs --backend jax" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_gpu_benchmark_tiny_mode_without_tensorflow(tmp_path):
+    """bench/gpu.py --tiny: every workload trains (the pipeline one through fit on garden's Batches), TF hidden."""
+    rows_path = tmp_path / "rows.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny", "--json", str(rows_path)],
+        env=environment("torch"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(rows_path.read_text())
+    assert [row["data"] for row in rows] == ["synthetic", "pipeline", "pipeline alone", "synthetic", "synthetic"]
+    for row in rows:
+        assert row["step_ms"] > 0
+        assert row["images_s"] == pytest.approx(1000 * row["batch"] / row["step_ms"])
+        assert f"| {row['workload']} | {row['data']} | {row['size']}x{row['size']} | {row['batch']} |" in done.stdout
+    assert "backend torch" in done.stdout and "tensorflow hidden" in done.stdout and "mixed_bfloat16" in done.stdout
