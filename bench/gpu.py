@@ -241,10 +241,8 @@ def to_markdown(rows, args):
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['workload']} | {r['data']} | {r['size']}x{r['size']} | {r['batch']} | "
-            f"{r['step_ms']:,.1f} | {r['images_s']:,.1f} |"
-        )
+        cells = (r["workload"], r["data"], f"{r['size']}x{r['size']}", r["batch"], f"{r['step_ms']:,.1f}")
+        lines.append("| " + " | ".join(map(str, cells)) + f" | {r['images_s']:,.1f} |")
     return "\n".join(lines)
 
 

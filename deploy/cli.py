@@ -95,12 +95,8 @@ def add_bench(commands):
     s.add_argument("--out", default="separable_out", help="output folder (tables, chart, .tflite files)")
     s.add_argument("--repeats", type=BENCH_LIMITS["repeats"].argparse_type(), default=20)
     s.add_argument("--quick", action="store_true", help="fewer single-layer points (for tests)")
-    s.add_argument(
-        "--per-op",
-        action="store_true",
-        help="time each convolution of the two models (depthwise, pointwise, standard) against this CPU's peak, "
-        "instead of the single-layer sweep",
-    )
+    per_op = "time each convolution of both models (depthwise, pointwise, standard) against this CPU's peak"
+    s.add_argument("--per-op", action="store_true", help=per_op + ", instead of the single-layer sweep")
     s.set_defaults(run=run_separable)
 
 
