@@ -10,6 +10,8 @@
   same from a random initialisation, so the gain of pre-training is the difference.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import layers
@@ -86,7 +88,7 @@ def parse_labels(text):
         raise GardenError(f"--labels {text!r}: use a fraction such as 0.01 or 0.1, or N-per-class") from None
     if 0 < number < 1:
         return number
-    if number >= 1 and number == int(number):
+    if math.isfinite(number) and number >= 1 and number == int(number):
         return int(number)
     raise GardenError(f"--labels {text!r}: a fraction must be in (0, 1), a count a positive integer")
 
