@@ -98,7 +98,7 @@ def run_train(args):
         args.data,
         out=args.out,
         resume=args.resume,
-        verbose=0 if args.quiet else KERAS_PROGRESS.get(args.progress, "auto"),
+        verbose=0 if args.quiet or args.json else KERAS_PROGRESS.get(args.progress, "auto"),  # stdout: JSON only
         **options,
     )
     if args.json:

@@ -12,6 +12,7 @@ in one warning line an epoch, and more than ``UNREADABLE_SHARE`` of the files re
 ``strict=True`` (``--strict-data``) stops at the first.
 """
 
+import copy
 import math
 import threading
 
@@ -48,6 +49,7 @@ class Batches(keras.utils.PyDataset):
         workers=1,
         drop_remainder=None,
         strict=False,
+        shard=(0, 1),
     ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(2, 2 * workers))
         self.examples, self.batch_size = examples, int(batch_size)
@@ -57,6 +59,7 @@ class Batches(keras.utils.PyDataset):
         self.drop_remainder = training if drop_remainder is None else drop_remainder
         self.error = None  # the first GardenError met while reading, for a clean message after fit
         self.strict, self.unreadable, self.reported, self.reads = strict, {}, 0, 0
+        self.shard = shard  # (index, count): this process reads every count-th example of a batch
         self.lock = threading.Lock()
         if self.batch_size <= 0:
             raise GardenError(f"batch size must be positive, got {batch_size}")
@@ -89,7 +92,8 @@ class Batches(keras.utils.PyDataset):
             raise
 
     def _batch(self, index):
-        indices = self.order()[index * self.batch_size : (index + 1) * self.batch_size]
+        process, processes = self.shard
+        indices = self.order()[index * self.batch_size : (index + 1) * self.batch_size][process::processes]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         augment = self.augment if self.training else Augment()
         images, targets = [], []
@@ -107,6 +111,12 @@ class Batches(keras.utils.PyDataset):
         if self.one_hot:
             y = np.eye(self.examples.num_classes, dtype="float32")[y]
         return x, y
+
+    def whole(self):
+        """The same batches in full, for a process that evaluates alone (a share is for a joint step)."""
+        whole = copy.copy(self)
+        whole.shard = (0, 1)
+        return whole
 
     def _example(self, index):
         """Example ``index``, or the next readable one after it when its file cannot be decoded."""

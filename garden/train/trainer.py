@@ -250,6 +250,7 @@ def _prepare(model, data, s, plan):
             seed=s.seed,
             workers=s.workers,
             strict=s.strict_data,
+            shard=plan.shard,
         )
         test_batches = Batches(
             test,
@@ -259,6 +260,7 @@ def _prepare(model, data, s, plan):
             workers=s.workers,
             drop_remainder=plan.name == "jax-data-parallel",
             strict=s.strict_data,
+            shard=plan.shard,
         )
         if not len(test_batches):
             raise GardenError(f"the {len(test)} held-out examples are fewer than one batch of {s.batch_size}")
@@ -370,7 +372,7 @@ def _callbacks(folder, monitor, rows, s, saved, clock):
 
 def _finish(model, name, data, folder, test_batches, s, wall_s, plan):
     test = test_batches.examples
-    predicted, truth = predictions(model, test_batches)
+    predicted, truth = predictions(model, test_batches.whole())
     matrix = report.confusion(truth, predicted, test.num_classes)
     rows = cb.read_history(folder, s.epochs)
     title = f"{name} on {_data_name(data)}"
