@@ -11,7 +11,7 @@ import os
 import sys
 
 from garden.console import note, print_json
-from garden.errors import GardenError, UsageError
+from garden.errors import GardenError, PeerLost, UsageError
 from garden.options import parse_size
 
 # A command module has ``COMMANDS`` ({name: help}) and ``add_commands(commands)``, which adds those
@@ -260,6 +260,9 @@ def main(argv=None):
         if os.environ.get("GARDEN_DEBUG"):
             raise
         print(f"garden: error: {error}", file=sys.stderr)
+        if isinstance(error, PeerLost) and argv is None:
+            sys.stderr.flush()
+            os._exit(2)  # see PeerLost: the distributed runtime's exit would hang, then abort
         return 2
     except KeyboardInterrupt:
         print("garden: interrupted", file=sys.stderr)

@@ -13,5 +13,13 @@ class UnreadableFile(GardenError):
         self.path = path
 
 
+class PeerLost(GardenError):
+    """Another process of a multi-process run stopped: this one cannot go on alone.
+
+    The command exits at once after its line (``os._exit``): the distributed runtime's own shutdown
+    would wait for the lost process and then abort with a stack trace.
+    """
+
+
 class UsageError(GardenError):
     """A problem with the command line itself."""

@@ -143,8 +143,8 @@ def test_multiworker_two_processes(tmp_path):
 def test_jax_data_parallel_across_two_processes(tmp_path):
     """Two JAX processes on loopback train one model, each reading its half of every batch."""
     from garden import load_model
-    from garden.data.sources import load_splits
     from garden.data.base import to_model_input
+    from garden.data.sources import load_splits
 
     (port,) = free_ports(1)
     out = tmp_path / "jax2"

@@ -58,9 +58,10 @@ def prepare(name, batch_size, cpu_replicas=None):
     if name == "none":
         return Plan(name)
     if name == "jax-data-parallel":
+        import jax
+
         if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
             keras.distribution.initialize()  # several hosts: addresses, count and id come from the environment
-        import jax
 
         devices = keras.distribution.list_devices()
         _divisible(batch_size, len(devices), name)

@@ -27,7 +27,7 @@ from garden._files import describe_os_error
 from garden.data.augment import parse_augment
 from garden.data.base import IGNORE_LABEL, Examples
 from garden.data.sources import load_splits
-from garden.errors import GardenError
+from garden.errors import GardenError, PeerLost
 from garden.options import describe_range, in_range
 from garden.train import callbacks as cb
 from garden.train import distribute, report
@@ -221,6 +221,12 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         reading = train_batches.error or test_batches.error
         if reading is not None and not isinstance(error, KeyboardInterrupt):
             raise reading from None
+        if plan.processes > 1 and type(error).__name__ == "JaxRuntimeError":
+            done = cb.finished_epoch(folder)
+            raise PeerLost(
+                f"another process of this run stopped ({str(error).strip().splitlines()[0][:160]}); "
+                f"{out} keeps {done} finished epoch(s): start every process again with --resume"
+            ) from None
         raise
     if not plan.chief:
         shutil.rmtree(folder, ignore_errors=True)  # a worker's own copy, in garden's .worker-N folder
