@@ -26,6 +26,9 @@ EXPORT_SETTINGS = (
     "io_dtype",
     "calib_count",
     "check_count",
+    "input_scale",
+    "input_mean",
+    "input_std",
 )
 
 
@@ -43,7 +46,7 @@ def add_commands(commands):
 def add_export(commands):
     limit = EXPORT_LIMITS
     p = commands.add_parser("export", help=COMMANDS["export"])
-    p.add_argument("model", help="a registered model name or a .keras file")
+    p.add_argument("model", help="a registered model name or a .keras file (any Keras model)")
     p.add_argument("--format", default="tflite", choices=["tflite", "onnx"])
     p.add_argument(
         "--quant",
@@ -53,14 +56,20 @@ def add_export(commands):
     p.add_argument(
         "--input-size", type=limit["input_size"].argparse_type(), help="square input size N (default: the model's own)"
     )
-    p.add_argument("--calib", default="digits", help="representative data source (digits, embedded, a folder, ...)")
-    p.add_argument("--check", dest="check_data", help="data source the file is checked on (default: --calib)")
+    p.add_argument(
+        "--calib",
+        default="digits",
+        help="representative data: digits, embedded, a folder (labelled, or plain images), a .npy array",
+    )
+    p.add_argument(
+        "--check", dest="check_data", help="labelled data the file is checked on (default: --calib; agreement only)"
+    )
     p.add_argument(
         "--max-drop",
         type=limit["max_drop"].argparse_type(),
         help="fail, leaving no file, if accuracy/mean IoU drops more points (-100 to 100)",
     )
-    p.add_argument("--out", default=".", help="output folder")
+    p.add_argument("--out", default=".", help="output folder (created)")
     p.add_argument("--name", help="file stem (default MODEL_QUANT)")
     p.add_argument("--output", choices=OUTPUT_KINDS, help="what the file outputs (default logits)")
     p.add_argument("--io-dtype", choices=IO_DTYPES, help="integer input/output of --quant int8-io (default uint8)")
@@ -76,7 +85,19 @@ def add_export(commands):
     p.add_argument(
         "--steps", type=OPTIMIZE_LIMITS["steps"].argparse_type(), help="fine-tuning steps for --optimize (default 30)"
     )
+    p.add_argument("--scale", dest="input_scale", type=float, help="input: the file takes (pixel*scale-mean)/std")
+    p.add_argument("--mean", dest="input_mean", type=_values, help="input mean: one value or one per channel (a,b,c)")
+    p.add_argument("--std", dest="input_std", type=_values, help="input std: one value or one per channel")
     p.set_defaults(run=run_export)
+
+
+def _values(text):
+    from deploy.user_model import parse_values
+
+    try:
+        return parse_values(text)
+    except Exception as error:  # noqa: BLE001  (argparse turns the ValueError into one line)
+        raise ValueError(str(error)) from None
 
 
 def add_bench(commands):
@@ -128,6 +149,8 @@ def run_export(args):
         result = export(args.model, **settings)
     from deploy.report import to_markdown
 
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(to_markdown([result.report]))
     print(f"wrote {result.path} and {result.sidecar_path.name}", file=sys.stderr)
 
