@@ -17,32 +17,17 @@ from deploy import check
 from deploy.export import export
 from garden.cli import main
 from garden.errors import GardenError
-from helpers import garden_edge
+from helpers import garden_edge, perturbed
 
 SIZE = 32
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
-
-
-def randomised(model, seed=0):
-    """``model`` with random weights and batch-norm statistics, so that its logits spread."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        for variable in layer.weights:
-            shape = tuple(variable.shape)
-            if isinstance(layer, keras.layers.BatchNormalization):
-                positive = variable.path.split("/")[-1] in ("gamma", "moving_variance")
-                value = rng.uniform(0.5, 2.0, shape) if positive else rng.normal(0, 0.2, shape)
-            else:
-                value = keras.ops.convert_to_numpy(variable) + rng.normal(0, 0.05, shape)
-            variable.assign(value.astype("float32"))
-    return model
 
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory):
     """``(folder, model)``: ``user.keras`` (MobileNetV2 0.35, 5 classes, softmax) and ``photos/`` (no labels)."""
     folder = tmp_path_factory.mktemp("user")
-    model = randomised(keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(SIZE, SIZE, 3), classes=5))
+    model = perturbed(keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(SIZE, SIZE, 3), classes=5))
     model.save(folder / "user.keras")
     (folder / "photos").mkdir()
     for name in PHOTOS:
