@@ -11,6 +11,7 @@ from deploy.export import EXPORT_LIMITS, OUTPUT_KINDS
 from deploy.optimize import DEFAULT_QUANT, OPTIMIZE_LIMITS, TECHNIQUES
 from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS
 from deploy.separable import BENCH_LIMITS
+from garden.cli import add_model_options, model_options
 from garden.errors import UsageError
 
 EXPORT_SETTINGS = (
@@ -29,6 +30,7 @@ EXPORT_SETTINGS = (
     "input_scale",
     "input_mean",
     "input_std",
+    "model_options",
 )
 
 
@@ -88,6 +90,7 @@ def add_export(commands):
     p.add_argument("--scale", dest="input_scale", type=float, help="input: the file takes (pixel*scale-mean)/std")
     p.add_argument("--mean", dest="input_mean", type=_values, help="input mean: one value or one per channel (a,b,c)")
     p.add_argument("--std", dest="input_std", type=_values, help="input std: one value or one per channel")
+    add_model_options(p, weights=True)
     p.set_defaults(run=run_export)
 
 
@@ -138,9 +141,13 @@ def given(args, names):
 
 def run_export(args):
     refuse_unused_options(args)
+    args.model_options = model_options(args) or None
     settings = given(args, EXPORT_SETTINGS)
     if args.optimize:
         from deploy.optimize import optimize_and_export
+
+        if settings.pop("model_options", None):
+            raise UsageError("--set, --weights and --backbone-weights do not combine with --optimize yet")
 
         result = optimize_and_export(args.model, technique=args.optimize, **settings, **given(args, ("steps",)))
     else:

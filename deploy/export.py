@@ -128,6 +128,7 @@ def export(
     input_scale=None,
     input_mean=None,
     input_std=None,
+    model_options=None,
 ):
     """Export ``model`` (a Keras model, a registered name or a ``.keras`` file); returns ``ExportResult``.
 
@@ -137,6 +138,7 @@ def export(
     ``calib_count``/``check_count`` None: every example. ``calib`` may be unlabelled (a plain folder of
     images, a ``.npy`` array); the file is then checked for agreement with the Keras model only.
     ``input_scale``/``input_mean``/``input_std`` override the input normalisation read from the model.
+    ``model_options``: builder arguments of a registered model (``weights="imagenet"``, ``backbone=...``).
 
     >>> export("mobilenet_v2", quant="int8", input_size=96, calib="embedded", out="exports")
     """
@@ -162,6 +164,7 @@ def export(
         check_count=check_count,
         keep_softmax=quant not in CALIBRATED_QUANTS,
         normalization=(input_scale, input_mean, input_std),
+        model_options=model_options,
     )
     if max_drop is not None and job.check_targets is None:
         raise GardenError("--max-drop needs labelled check data: give --check a labelled source")
@@ -205,6 +208,7 @@ def prepare(
     check_count=64,
     keep_softmax=False,
     normalization=(None, None, None),
+    model_options=None,
 ):
     """The model resolved, its data at its input size; calibration and check inputs as the model takes them.
 
@@ -212,7 +216,7 @@ def prepare(
     ``normalization``: ``(scale, mean, std)`` overrides, None for the model's own.
     """
     calib_examples = _examples(calib, None)
-    keras_model, model_name, task = resolve_model(model, input_size, calib_examples)
+    keras_model, model_name, task = resolve_model(model, input_size, calib_examples, model_options)
     notes = []
     if not keep_softmax and user_model.ends_in_softmax(keras_model):
         keras_model = user_model.logits_model(keras_model)
@@ -381,13 +385,16 @@ def _examples(source, task):
 # ---------------------------------------------------------------- the model
 
 
-def resolve_model(model, input_size=None, examples=None):
+def resolve_model(model, input_size=None, examples=None, model_options=None):
     """``(keras_model, name, task)`` from a Keras model, a ``.keras`` file or a registered name.
 
-    A registered model is built with as many classes as ``examples`` has, at ``input_size``.
+    A registered model is built with as many classes as ``examples`` has, at ``input_size``, with
+    ``model_options`` (builder arguments; a built model or a file takes none).
     """
     import keras
 
+    if model_options and (isinstance(model, keras.Model) or str(model).endswith(".keras")):
+        raise GardenError("builder arguments (--set, --weights) apply to a registered model name, not a built model")
     if isinstance(model, keras.Model):
         keras_model, name = model, model.name
     elif str(model).endswith(".keras"):
@@ -396,7 +403,7 @@ def resolve_model(model, input_size=None, examples=None):
         keras_model = load_model_file(model)
         name = Path(model).stem
     else:
-        keras_model, name = _build_registered(str(model), input_size, examples), str(model)
+        keras_model, name = _build_registered(str(model), input_size, examples, model_options), str(model)
         input_size = None
     if input_size is not None:
         keras_model = at_input_size(keras_model, input_size)
@@ -404,12 +411,12 @@ def resolve_model(model, input_size=None, examples=None):
     return keras_model, name, task
 
 
-def _build_registered(name, input_size, examples):
+def _build_registered(name, input_size, examples, model_options=None):
     """``garden.registry.build_model`` with the data's class count, at ``input_size`` (None: the model's own)."""
     from garden.registry import build_model, get_entry
 
     entry = get_entry(name)
-    overrides = {}
+    overrides = dict(model_options or {})
     if examples is not None and examples.num_classes and "num_classes" in entry.arguments:
         overrides["num_classes"] = examples.num_classes
     shape = None

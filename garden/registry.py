@@ -133,10 +133,7 @@ def create_model(name, /, *, weights=None, **overrides):
     >>> model = create_model("mobilenet_v2", weights="imagenet", num_classes=5)
     """
     entry = get_entry(name)
-    valid = entry.arguments
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise UnknownArgumentError(f"{name} does not take {', '.join(unknown)}; valid arguments: {', '.join(valid)}")
+    valid = check_arguments(name, overrides)
     if weights is not None and entry.weights is None:
         with_weights = ", ".join(n for n, e in sorted(_ENTRIES.items()) if e.weights)
         raise GardenError(f"{name} has no keras.applications weights; these models do: {with_weights}")
@@ -149,6 +146,19 @@ def create_model(name, /, *, weights=None, **overrides):
     if weights is not None:
         resolve("garden.weights:load_pretrained")(model, name, weights, arguments)
     return model
+
+
+def check_arguments(name, overrides):
+    """Refuse keywords the builder of ``name`` does not take, naming the closest valid one; returns the valid ones."""
+    valid = get_entry(name).arguments
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UnknownArgumentError(
+            f"{name} does not take {', '.join(unknown)}; {hint}valid arguments: {', '.join(valid)}"
+        )
+    return valid
 
 
 def build_model(name, input_shape=None, **overrides):

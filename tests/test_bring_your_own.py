@@ -183,3 +183,57 @@ def test_agreement_counts_ties_and_the_difference_is_relative():
     tied = np.array([[2.0, 2.0 + 1e-9, -1.0], [0.0, 3.0, 3.0]])
     assert check.agreement(tied, np.array([0, 2])) == 1.0
     assert check.agreement(tied, np.array([2, 0])) == 0.0
+
+
+# ---------------------------------------------------------------- builder arguments from the command line
+
+
+def test_set_values_parse_to_python():
+    from garden.options import parse_setting
+
+    assert parse_setting("output_stride=8") == ("output_stride", 8)
+    assert parse_setting("alpha=0.35") == ("alpha", 0.35)
+    assert parse_setting("separable=false") == ("separable", False)
+    assert parse_setting("aspp_rates=6,12,18") == ("aspp_rates", (6, 12, 18))
+    assert parse_setting("input_shape=(64, 64, 3)") == ("input_shape", (64, 64, 3))
+    assert parse_setting("backbone=resnet50") == ("backbone", "resnet50")
+    with pytest.raises(GardenError, match="KEY=VALUE"):
+        parse_setting("output_stride")
+
+
+def test_profile_with_set_backbone_and_output_stride(capsys):
+    code, out, err = run(
+        capsys, "profile", "deeplabv3plus", "--set", "backbone=resnet50", "--set", "output_stride=8", "--json"
+    )
+    assert code == 0, err
+    shapes = [row["output_shape"] for row in json.loads(out)["layers"]]
+    assert [65, 65, 2048] in shapes  # ResNet-50's last stage dilated: 513 / 8 -> 65, not 513 / 32 -> 17
+
+
+def test_a_misspelt_key_is_one_line_naming_the_closest(capsys):
+    for command in (
+        ("profile", "deeplabv3plus"),
+        ("export", "deeplabv3plus"),
+        ("train", "deeplabv3plus", "--data", "embedded"),
+    ):
+        code, _, err = run(capsys, *command, "--set", "output_strid=8")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "did you mean output_stride?" in err
+
+
+def test_export_with_set_and_weights_keeps_the_keras_applications_output(tmp_path, capsys):
+    reference = perturbed(
+        keras.applications.MobileNetV2(
+            weights=None, alpha=0.35, input_shape=(SIZE, SIZE, 3), classes=10, classifier_activation=None
+        )
+    )
+    reference.save_weights(tmp_path / "mine.weights.h5")
+    argv = ("export", "mobilenet_v2", "--set", "alpha=0.35", "--weights", tmp_path / "mine.weights.h5")
+    code, _, err = run(capsys, *argv, "--input-size", SIZE, "--calib", "digits", "--out", tmp_path / "out")
+    assert code == 0, err
+    path = tmp_path / "out" / "mobilenet_v2_fp32.tflite"
+    assert json.loads(path.with_suffix(".json").read_text())["input"]["mean"] == [0, 0, 0]  # normalised inside
+    pixels = (cv2.resize(photographs.coffee(), (SIZE, SIZE)) / 255.0).astype("float32")[None]
+    expected = np.asarray(reference(keras.applications.mobilenet_v2.preprocess_input(pixels * 255.0)))
+    got = check.open_runner(path).run(pixels)
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, float(np.ptp(expected)))

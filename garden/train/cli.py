@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from garden.cli import add_model_options, model_options
 from garden.errors import UsageError
 from garden.options import fraction, non_negative_float, number, positive_float, positive_int
 
@@ -49,6 +50,7 @@ def add_commands(commands):
     p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bars, 2 one line per epoch")
+    add_model_options(p, weights=True)
     p.set_defaults(run=run_train)
 
 
@@ -62,6 +64,7 @@ def run_train(args):
     from garden.options import parse_size
     from garden.train import fit
 
+    architecture = model_options(args)  # checked before any data is read
     options = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -79,6 +82,7 @@ def run_train(args):
         "workers": args.workers,
         "cpu_replicas": args.cpu_replicas,
         "tensorboard": args.tensorboard,
+        "model_options": architecture or None,
     }
     if args.input_size:
         options["input_size"] = parse_size(args.input_size, _default_channels(args.model))
