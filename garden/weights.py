@@ -69,12 +69,14 @@ def _load_application(application, path, model, architecture=None):
     if not Path(path).is_file():
         raise GardenError(f"weight file {path} does not exist")
     shape = tuple(model.input_shape[1:])
-    attempts = [True, False] if _has_top(model) else [False]
-    for include_top in attempts:
-        kwargs = {"weights": None, "input_shape": shape, "include_top": include_top}
-        if include_top:
-            kwargs["classes"] = int(model.output_shape[-1])
-        reference = _application(application, architecture, **kwargs)
+    headless = {"include_top": False, "input_shape": shape}
+    imagenet_head = {"include_top": True, "input_shape": None, "classes": IMAGENET_CLASSES}  # a file with its top
+    if _has_top(model):
+        attempts = [{"include_top": True, "input_shape": shape, "classes": int(model.output_shape[-1])}, headless]
+    else:
+        attempts = [headless, imagenet_head]
+    for kwargs in attempts:
+        reference = _application(application, architecture, weights=None, **kwargs)
         try:
             reference.load_weights(path)
             return reference
@@ -149,3 +151,25 @@ def _transfer_trunk(model, name, reference, architecture):
     for layer in twin.layers:
         if layer.weights:
             model.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def with_fully_connected(name, weights, architecture=None):
+    """The keras.applications VGG of garden model ``name`` with its fully connected layers (FCN's fc6/fc7).
+
+    ``weights``: ``"imagenet"`` or a weight file of the model with its top (1000 classes).
+    """
+    application = CATALOG[name].weights.application
+    if weights == "imagenet":
+        with _named_downloads(application):
+            return _application(application, architecture, weights="imagenet", include_top=True)
+    if not Path(weights).is_file():
+        raise GardenError(f"weight file {weights} does not exist")
+    reference = _application(application, architecture, weights=None, include_top=True)
+    try:
+        reference.load_weights(weights)
+    except (OSError, ValueError) as error:
+        raise GardenError(
+            f"{weights} holds no {application} fully connected layers (a file with its top, 1000 classes): "
+            f"{str(error).strip().splitlines()[0][:200]}"
+        ) from None
+    return reference

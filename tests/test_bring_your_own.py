@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from skimage import data as photographs
 
+import garden
 from deploy import check
 from deploy.export import export
 from garden.cli import main
 from garden.errors import GardenError
-from helpers import garden_edge, perturbed
+from helpers import garden_edge, perturbed, squares
 
 SIZE = 32
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
@@ -237,3 +238,21 @@ def test_export_with_set_and_weights_keeps_the_keras_applications_output(tmp_pat
     expected = np.asarray(reference(keras.applications.mobilenet_v2.preprocess_input(pixels * 255.0)))
     got = check.open_runner(path).run(pixels)
     assert np.abs(got - expected).max() <= 1e-4 * max(1.0, float(np.ptp(expected)))
+
+
+@pytest.mark.slow
+def test_train_with_set_backbone(tmp_path, capsys):
+    """``garden train deeplabv3plus --set backbone=resnet50`` on a tiny images/masks folder (embedded: the report)."""
+    examples = squares(count=8, size=32)
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for index, (image, mask) in enumerate(examples):
+        cv2.imwrite(str(tmp_path / "data" / "images" / f"{index}.png"), image[..., ::-1])
+        cv2.imwrite(str(tmp_path / "data" / "masks" / f"{index}.png"), mask)
+    argv = ("train", "deeplabv3plus", "--data", tmp_path / "data", "--set", "backbone=resnet50", "--epochs", 1)
+    code, _, err = run(capsys, *argv, "--input-size", 32, "--batch-size", 4, "--out", tmp_path / "run", "--verbose", 0)
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["settings"]["model_options"] == {"backbone": "resnet50"}
+    model = garden.load_model(tmp_path / "run" / "last.keras", compile=False)
+    assert any(layer.name == "resnet50_features" for layer in model.layers)

@@ -109,3 +109,70 @@ def test_weights_refused_where_there_are_none():
         garden.create_model("resnet18", weights="imagenet")
     with pytest.raises(GardenError, match="does not exist"):
         garden.create_model("mobilenet_v2", weights="missing.weights.h5", input_shape=(32, 32, 3))
+
+
+# ---------------------------------------------------------------- segmenters on pretrained backbones
+
+# backbone: (application, preprocess_input, input side, {stride: the keras.applications tensor at that stride})
+BACKBONES = {
+    "resnet50": (
+        "ResNet50",
+        keras.applications.resnet.preprocess_input,
+        64,
+        {4: "conv2_block3_out", 8: "conv3_block4_out"},
+    ),
+    "mobilenet_v2": (
+        "MobileNetV2",
+        keras.applications.mobilenet_v2.preprocess_input,
+        64,
+        {4: "block_2_add", 8: "block_5_add"},
+    ),
+    # Xception's residual adds are unnamed: the activation after each takes the stride's map as its input
+    "xception": (
+        "Xception",
+        keras.applications.xception.preprocess_input,
+        71,
+        {4: "block3_sepconv1_act<", 8: "block4_sepconv1_act<"},
+    ),
+}
+
+
+def _tensor(model, name):
+    return model.get_layer(name[:-1]).input if name.endswith("<") else model.get_layer(name).output
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_deeplabv3plus_backbone_weights_give_keras_applications_features(backbone, tmp_path):
+    application, preprocess, size, taps = BACKBONES[backbone]
+    reference = perturbed(
+        getattr(keras.applications, application)(weights=None, include_top=False, input_shape=(size, size, 3))
+    )
+    reference.save_weights(tmp_path / "backbone.weights.h5")
+    model = garden.create_model(
+        "deeplabv3plus",
+        backbone=backbone,
+        backbone_weights=str(tmp_path / "backbone.weights.h5"),
+        num_classes=3,
+        input_shape=(size, size, 3),
+    )
+    inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    pixels = photograph(size)[None]
+    ours = inner(pixels)
+    theirs = keras.Model(reference.input, [_tensor(reference, name) for name in taps.values()])(
+        preprocess(pixels * 255.0)
+    )
+    for stride, expected in zip(taps, theirs):
+        assert_close_on_logit_scale(np.asarray(ours[f"stride_{stride}"]), np.asarray(expected))
+
+
+@pytest.mark.slow
+def test_fcn32s_fc6_fc7_are_vgg16s_fully_connected_layers_as_convolutions(tmp_path):
+    reference = perturbed(keras.applications.VGG16(weights=None, classifier_activation=None))
+    reference.save_weights(tmp_path / "vgg16.weights.h5")
+    model = garden.create_model("fcn32s", backbone_weights=str(tmp_path / "vgg16.weights.h5"), num_classes=3)
+    pixels = photograph(224)[None]
+    fc = keras.Model(model.input, [model.get_layer("fc6").output, model.get_layer("fc7").output])(pixels)
+    keras_fc = keras.Model(reference.input, [reference.get_layer("fc1").output, reference.get_layer("fc2").output])
+    expected = keras_fc(keras.applications.vgg16.preprocess_input(pixels * 255.0))
+    for ours, theirs in zip(fc, expected):  # the centre of the 7x7 map sees all of pool5, as VGG's fc6 does
+        assert_close_on_logit_scale(np.asarray(ours)[:, 3, 3], np.asarray(theirs))
