@@ -88,8 +88,10 @@ def _load_application(application, path, model, architecture=None):
 def _imagenet_application(application, model, architecture=None):
     """The application with ImageNet weights, through keras.applications' downloader and cache."""
     include_top = _has_top(model) and int(model.output_shape[-1]) == IMAGENET_CLASSES
+    # headless: at the model's size (MobileNets have weights per input size); with the top: the default size
+    shape = None if include_top else tuple(model.input_shape[1:])
     with _named_downloads(application):
-        return _application(application, architecture, weights="imagenet", include_top=include_top)
+        return _application(application, architecture, weights="imagenet", include_top=include_top, input_shape=shape)
 
 
 @contextlib.contextmanager
