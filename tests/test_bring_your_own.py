@@ -6,6 +6,7 @@ weights and batch-norm statistics; the photographs are scikit-image's. Nothing i
 
 import json
 import zipfile
+from pathlib import Path
 
 import cv2
 import keras
@@ -256,3 +257,57 @@ def test_train_with_set_backbone(tmp_path, capsys):
     assert config["settings"]["model_options"] == {"backbone": "resnet50"}
     model = garden.load_model(tmp_path / "run" / "last.keras", compile=False)
     assert any(layer.name == "resnet50_features" for layer in model.layers)
+
+
+# ---------------------------------------------------------------- garden predict and garden evaluate
+
+
+def test_predict_top_k_of_a_model_with_imagenet_style_weights(user, tmp_path, capsys):
+    folder, _ = user
+    reference = perturbed(
+        keras.applications.MobileNetV2(
+            weights=None, alpha=0.35, input_shape=(SIZE, SIZE, 3), classes=5, classifier_activation=None
+        )
+    )
+    reference.save_weights(tmp_path / "w.weights.h5")
+    model = garden.create_model(
+        "mobilenet_v2", weights=str(tmp_path / "w.weights.h5"), alpha=0.35, input_shape=(SIZE, SIZE, 3), num_classes=5
+    )
+    model.save(tmp_path / "mine.keras")
+    code, out, err = run(
+        capsys, "predict", tmp_path / "mine.keras", folder / "photos", "--out", tmp_path / "p", "--top-k", 2
+    )
+    assert code == 0, err
+    rows = {row["image"]: row for row in json.loads((tmp_path / "p" / "predictions.json").read_text())}
+    expected = keras_top1(reference, folder)  # keras.applications on its own preprocessing, the same resize
+    assert {Path(name).stem: int(row["top"][0]["class"]) for name, row in rows.items()} == expected
+    assert len(out.strip().splitlines()) == len(PHOTOS) and all(len(row["top"]) == 2 for row in rows.values())
+
+
+def test_predict_overlays_a_segmenter_and_evaluate_scores_it(tmp_path, capsys):
+    from garden.data.sources import load_splits
+
+    model = garden.create_model(
+        "unet", num_classes=3, input_shape=(32, 32, 3), filters=(4, 8, 16), decoder_filters=(8, 4)
+    )
+    model.save(tmp_path / "seg.keras")
+    images = squares(count=2, size=48).images
+    np.save(tmp_path / "two.npy", images)
+    code, _, err = run(capsys, "predict", tmp_path / "seg.keras", tmp_path / "two.npy", "--out", tmp_path / "p")
+    assert code == 0, err
+    overlay = cv2.imread(str(tmp_path / "p" / "0000_overlay.png"))
+    assert overlay.shape == (48, 48, 3)  # at the image's own size
+    rows = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert sum(rows[0]["areas"].values()) == pytest.approx(1.0, abs=1e-5)
+
+    inference_model = garden.create_model("lenet5", num_classes=10)
+    inference_model.save(tmp_path / "lenet.keras")
+    code, out, err = run(capsys, "evaluate", tmp_path / "lenet.keras", "--data", "digits", "--json")
+    assert code == 0, err
+    held_out = load_splits("digits", "classification")[1]
+    x = np.stack([image for image, _ in held_out]).astype("float32") / 255
+    truth = np.array([label for _, label in held_out])
+    accuracy = float(np.mean(np.argmax(inference_model.predict(x, verbose=0), axis=-1) == truth))
+    assert json.loads(out)["accuracy"] == pytest.approx(accuracy) and json.loads(out)["examples"] == len(truth)
+    code, _, err = run(capsys, "evaluate", tmp_path / "seg.keras", "--data", "digits")
+    assert code == 2 and "segmentation model" in err and len(err.strip().splitlines()) == 1
