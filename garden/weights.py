@@ -175,3 +175,19 @@ def with_fully_connected(name, weights, architecture=None):
             f"{str(error).strip().splitlines()[0][:200]}"
         ) from None
     return reference
+
+
+def imagenet_class_names():
+    """The 1,000 ImageNet class names from Keras's ``imagenet_class_index.json`` in its cache, or None.
+
+    Nothing is downloaded: the file is there once ``keras.applications.*.decode_predictions`` has run.
+    """
+    import json
+
+    path = cache_folder() / "imagenet_class_index.json"
+    try:
+        index = json.loads(path.read_text())
+        names = [index[str(i)][1] for i in range(IMAGENET_CLASSES)]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return names

@@ -176,3 +176,17 @@ def test_fcn32s_fc6_fc7_are_vgg16s_fully_connected_layers_as_convolutions(tmp_pa
     expected = keras_fc(keras.applications.vgg16.preprocess_input(pixels * 255.0))
     for ours, theirs in zip(fc, expected):  # the centre of the 7x7 map sees all of pool5, as VGG's fc6 does
         assert_close_on_logit_scale(np.asarray(ours)[:, 3, 3], np.asarray(theirs))
+
+
+def test_imagenet_class_names_from_keras_cache_only(monkeypatch, tmp_path):
+    import json
+
+    from garden.weights import imagenet_class_names
+
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path))
+    assert imagenet_class_names() is None  # not cached: nothing is fetched
+    (tmp_path / "models").mkdir()
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    (tmp_path / "models" / "imagenet_class_index.json").write_text(json.dumps(index))
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[0] == "class_0" and names[999] == "class_999"

@@ -46,8 +46,14 @@ def task_of(model):
 
 
 def class_names(names, count):
-    """``names`` when they are one per class, else ``"0"``, ``"1"``, ..."""
-    return [str(n) for n in names] if names and len(names) == count else [str(i) for i in range(count)]
+    """``names`` when they are one per class; ImageNet's for 1,000 classes where Keras has them cached; else indices."""
+    if names and len(names) == count:
+        return [str(n) for n in names]
+    if count == 1000:
+        from garden.weights import imagenet_class_names
+
+        return imagenet_class_names() or [str(i) for i in range(count)]
+    return [str(i) for i in range(count)]
 
 
 def predict(model, images, names=None, top_k=3, batch_size=8):
