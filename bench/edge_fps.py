@@ -1,8 +1,10 @@
-"""How fast is garden-edge on this CPU? Per-stage median/p90 for fp32 vs int8, 1 and 2 threads.
+"""How fast is garden-edge on this CPU? Per-stage median/p90 for fp32 vs int8, 1 and 2 threads, and the
+app's inference on LiteRT's Interpreter and CompiledModel against LiteRT's own benchmark tool.
 
     python bench/edge_fps.py                 # garden's deeplabv3plus exported by deploy (int8-io, fp32)
     python bench/edge_fps.py --int8 m_int8.tflite --fp32 m.tflite   # your own files
     python bench/edge_fps.py --standin       # a Keras stand-in of the same shapes (no garden/deploy)
+    python bench/edge_fps.py --runtimes-only # only the Interpreter / CompiledModel / benchmark tool table
 
 Goal (issue 8): the int8 DeepLabv3+ (MobileNetV2, separable head) at 257x257 with one thread runs at
 >= 50 FPS end to end, and everything except inference takes < 25% of the frame time.
@@ -13,6 +15,12 @@ instead: keras.applications MobileNetV2 (random weights, stride-16 features), a 
 DeepLabv3+ decoder with stride-4 skip, 11 classes, bilinear back to 257x257; converted to fp32 and
 full-int8 (int8 in/out) TFLite. The app itself (``python -m edge_app --benchmark N --json``) is what is
 timed, in a subprocess, on a generated 640x480 video.
+
+Goal (issue 19): the app's inference median on the int8 file, with ``--runtime compiled`` and
+``--runtime interpreter``, within 5% of what ``python -m ai_edge_litert.tools.benchmark_litert_model``
+(LiteRT's own tool, CompiledModel on random input) measures on the same file and threads. The three
+are run in turn, repeatedly, and each keeps its fastest median: the machine's load changes within a
+run, and interleaving lets each setting meet the same quiet moments.
 """
 
 import argparse
@@ -130,7 +138,8 @@ def write_video(path, frames=120, size=(640, 480)):
     return path
 
 
-def run_app(model, video, threads, frames):
+def run_app(model, video, threads, frames, runtime=None):
+    runtime = ["--runtime", runtime] if runtime else []
     command = [
         sys.executable,
         "-m",
@@ -144,11 +153,51 @@ def run_app(model, video, threads, frames):
         "--threads",
         str(threads),
         "--json",
+        *runtime,
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if done.returncode:
         sys.exit(f"garden-edge failed: {done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_litert_tool(model, threads, runs, work):
+    """Median ms of ``python -m ai_edge_litert.tools.benchmark_litert_model`` (CompiledModel, CPU) on ``model``."""
+    result = work / "litert_benchmark.json"
+    command = [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", "--model", str(model)]
+    command += ["--num_threads", str(threads), "--num_runs", str(runs), "--warmup_runs", "5"]
+    done = subprocess.run([*command, "--result_json", str(result)], capture_output=True, text=True)
+    if done.returncode or not result.exists():
+        sys.exit(f"LiteRT's benchmark tool failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(result.read_text())["latency"]["median_ms"]
+
+
+def runtime_rows(model, video, threads_list, frames, repeat, work):
+    """(threads, {setting: fastest median inference ms}) with the three settings run in turn ``repeat`` times."""
+    settings = {
+        "Interpreter": lambda t: run_app(model, video, t, frames, "interpreter")["inference"],
+        "CompiledModel": lambda t: run_app(model, video, t, frames, "compiled")["inference"],
+        "benchmark tool": lambda t: run_litert_tool(model, t, frames, work),
+    }
+    best = {(t, name): float("inf") for t in threads_list for name in settings}
+    for _ in range(repeat):
+        for threads in threads_list:
+            for name, measure in settings.items():
+                best[threads, name] = min(best[threads, name], measure(threads))
+    return [(t, {name: best[t, name] for name in settings}) for t in threads_list]
+
+
+def runtime_table(rows):
+    head = "| threads | Interpreter ms | CompiledModel ms | benchmark tool ms | Interpreter / tool "
+    head += "| CompiledModel / tool |"
+    lines = [head, "|" + "---|" * 6]
+    for threads, ms in rows:
+        tool = ms["benchmark tool"]
+        lines.append(
+            f"| {threads} | {ms['Interpreter']:.2f} | {ms['CompiledModel']:.2f} | {tool:.2f} | "
+            f"{ms['Interpreter'] / tool:.3f} | {ms['CompiledModel'] / tool:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(rows):
@@ -175,27 +224,44 @@ def main():
     )
     parser.add_argument("--workdir", help="keep the generated models and video here")
     parser.add_argument("--standin", action="store_true", help="time the Keras stand-in, not garden's deeplabv3plus")
+    parser.add_argument("--runtimes-only", action="store_true", help="only the int8 runtime comparison")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="edge_fps_"))
     work.mkdir(parents=True, exist_ok=True)
     models = {"int8": args.int8, "fp32": args.fp32}
-    if not all(models.values()) and not args.standin:
+    wanted = ("int8",) if args.runtimes_only else ("int8", "fp32")
+    if not all(models[k] for k in wanted) and not args.standin:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        for kind, quant in (("int8", "int8-io"), ("fp32", "fp32")):
+        for kind, quant in (("int8", "int8-io"), ("fp32", "fp32"))[: len(wanted)]:
             path = work / f"deeplabv3plus_{quant}.tflite"
             models[kind] = models[kind] or (str(path) if path.exists() else export_deeplab(work, quant))
-    if not all(models.values()):
+    if not all(models[k] for k in wanted):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         model = stand_in_deeplab()
-        for kind in ("int8", "fp32"):
+        for kind in wanted:
             path = work / f"standin_{kind}.tflite"
             models[kind] = models[kind] or str(path if path.exists() else convert(model, path, kind == "int8"))
     video = work / "bench_640x480.mp4"
     if not video.exists():
         write_video(video)
+    threads_list = [int(t) for t in args.threads.split(",")]
+    load = os.getloadavg()[0]
+    rows = runtime_rows(models["int8"], video, threads_list, args.frames, args.repeat, work)
+    print(
+        f"int8 {Path(models['int8']).name}: median inference ms, garden-edge --benchmark {args.frames} "
+        f"(--runtime interpreter / compiled) and LiteRT's benchmark_litert_model --num_runs {args.frames}; "
+        f"fastest of {args.repeat} interleaved runs; load average {load:.1f} -> {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs\n"
+    )
+    print(runtime_table(rows))
+    worst = max(abs(ms[name] / ms["benchmark tool"] - 1) for _, ms in rows for name in ("Interpreter", "CompiledModel"))
+    verdict = "PASS" if worst <= 0.05 else "FAIL"
+    print(f"\ngoal: the app's inference within 5% of the tool's: worst {100 * worst:.1f}% off: {verdict}\n")
+    if args.runtimes_only:
+        return
     rows = []
     for kind in ("int8", "fp32"):
-        for threads in (int(t) for t in args.threads.split(",")):
+        for threads in threads_list:
             runs = [run_app(models[kind], video, threads, args.frames) for _ in range(args.repeat)]
             rows.append((f"{kind} {Path(models[kind]).name}", threads, max(runs, key=lambda r: r["fps"])))
     print(

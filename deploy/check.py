@@ -13,12 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
+from garden.console import progress
 from garden.data import IGNORE_LABEL
 from garden.errors import GardenError
 
 
-class LiteRTRunner:
-    """A ``.tflite`` file in LiteRT; ``run`` takes float inputs in [0, 1] and returns float or class outputs."""
+class Runner:
+    """An exported file that ``run`` feeds float inputs in [0, 1], one at a time; float or class outputs back."""
+
+    def run(self, inputs, label="checking the file"):
+        return np.concatenate([self.dequantize(self.invoke(self.feed(x[None]))) for x in progress(inputs, label)])
+
+
+class LiteRTRunner(Runner):
+    """A ``.tflite`` file in LiteRT."""
 
     def __init__(self, path, num_threads=1):
         from ai_edge_litert.interpreter import Interpreter
@@ -52,11 +60,8 @@ class LiteRTRunner:
             return (y.astype("float32") - zero) * scale
         return y
 
-    def run(self, inputs):
-        return np.concatenate([self.dequantize(self.invoke(self.feed(x[None]))) for x in inputs])
 
-
-class OnnxRunner:
+class OnnxRunner(Runner):
     """An ``.onnx`` file in onnxruntime on the CPU, with the same interface as ``LiteRTRunner``."""
 
     def __init__(self, path, num_threads=1):
@@ -85,9 +90,6 @@ class OnnxRunner:
     def dequantize(self, y):
         return y.astype("float32") if y.dtype == np.float16 else y
 
-    def run(self, inputs):
-        return np.concatenate([self.dequantize(self.invoke(self.feed(x[None]))) for x in inputs])
-
 
 def open_runner(path, num_threads=1):
     """The runner for a ``.tflite`` or ``.onnx`` file."""
@@ -102,14 +104,36 @@ def all_threads():
 def latency(runner, input_shape, repeats=30, warmup=3):
     """Median and 90th percentile of one batch-1 inference, in milliseconds."""
     fed = runner.feed(np.random.default_rng(0).random((1, *input_shape), dtype="float32"))
-    for _ in range(warmup):
-        runner.invoke(fed)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner.invoke(fed)
-        times.append((time.perf_counter() - start) * 1000.0)
+    with progress(label="measuring latency", total=warmup + repeats) as shown:
+        for _ in range(warmup):
+            runner.invoke(fed)
+            shown.advance()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            runner.invoke(fed)
+            times.append((time.perf_counter() - start) * 1000.0)
+            shown.advance()
     return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+
+
+def interleaved_latency(runners, rounds=20, per_round=5):
+    """Median milliseconds of one batch-1 inference of each ``(runner, input_shape)``, interleaved.
+
+    Each round runs every runner ``per_round`` times in turn, so a load that drifts (a shared
+    machine) slows all of them alike and their ratios hold.
+    """
+    fed = [runner.feed(np.random.default_rng(0).random((1, *shape), dtype="float32")) for runner, shape in runners]
+    for (runner, _), x in zip(runners, fed):
+        runner.invoke(x)
+    times = [[] for _ in runners]
+    for _ in range(rounds):
+        for (runner, _), x, record in zip(runners, fed, times):
+            start = time.perf_counter()
+            for _ in range(per_round):
+                runner.invoke(x)
+            record.append((time.perf_counter() - start) * 1000.0 / per_round)
+    return [float(np.median(record)) for record in times]
 
 
 # ---------------------------------------------------------------- metrics

@@ -5,13 +5,12 @@ Number options take the ranges the Python API checks (``EXPORT_LIMITS``, ``OPTIM
 given where it means nothing is refused instead of ignored.
 """
 
-import sys
-
 from deploy.export import EXPORT_LIMITS, OUTPUT_KINDS
 from deploy.optimize import DEFAULT_QUANT, OPTIMIZE_LIMITS, TECHNIQUES
 from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS
 from deploy.separable import BENCH_LIMITS
 from garden.cli import add_model_options, model_options
+from garden.console import note, print_json
 from garden.errors import UsageError
 
 EXPORT_SETTINGS = (
@@ -91,6 +90,7 @@ def add_export(commands):
     p.add_argument("--mean", dest="input_mean", type=_values, help="input mean: one value or one per channel (a,b,c)")
     p.add_argument("--std", dest="input_std", type=_values, help="input std: one value or one per channel")
     add_model_options(p, weights=True)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run_export)
 
 
@@ -119,6 +119,8 @@ def add_bench(commands):
     s.add_argument("--out", default="separable_out", help="output folder (tables, chart, .tflite files)")
     s.add_argument("--repeats", type=BENCH_LIMITS["repeats"].argparse_type(), default=20)
     s.add_argument("--quick", action="store_true", help="fewer single-layer points (for tests)")
+    per_op = "time each convolution of both models (depthwise, pointwise, standard) against this CPU's peak"
+    s.add_argument("--per-op", action="store_true", help=per_op + ", instead of the single-layer sweep")
     s.set_defaults(run=run_separable)
 
 
@@ -156,13 +158,25 @@ def run_export(args):
         result = export(args.model, **settings)
     from deploy.report import to_markdown
 
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(to_markdown([result.report]))
-    print(f"wrote {result.path} and {result.sidecar_path.name}", file=sys.stderr)
+    for line in result.notes:
+        note(f"note: {line}")
+    if args.json:
+        print_json(result.report)
+    else:
+        print(to_markdown([result.report]))
+    note(f"wrote {result.path} and {result.sidecar_path.name}")
 
 
 def run_separable(args):
     from deploy.separable import run_bench
 
-    run_bench(input_size=args.input_size, alpha=args.alpha, out=args.out, repeats=args.repeats, quick=args.quick)
+    if args.per_op and args.quick:
+        raise UsageError("--quick shortens the single-layer sweep, which --per-op replaces")
+    run_bench(
+        input_size=args.input_size,
+        alpha=args.alpha,
+        out=args.out,
+        repeats=args.repeats,
+        quick=args.quick,
+        per_op=args.per_op,
+    )

@@ -87,21 +87,16 @@ def optimize_and_export(
     ``calib``; ``sparsity`` is a fraction in (0, 1).
     """
     quant = check_optimize_options(technique, format=format, quant=quant, output=output, io_dtype=io_dtype, name=name)
+    training = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, sparsity=sparsity)
+    training.update(clusters=clusters, train_count=train_count, calib_count=calib_count, twin_tolerance=twin_tolerance)
     check_numbers(
         OPTIMIZE_LIMITS,
         input_size=input_size,
         max_drop=max_drop,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        sparsity=sparsity,
-        clusters=clusters,
-        train_count=train_count,
-        calib_count=calib_count,
         check_count=check_count,
-        twin_tolerance=twin_tolerance,
         repeats=repeats,
         timeout=timeout,
+        **training,
     )
     job = prepare(
         model,
@@ -115,21 +110,7 @@ def optimize_and_export(
     if not out.is_dir():
         raise GardenError(f"output folder {out} does not exist")
     with scratch_folder() as workdir:
-        _write_job(
-            job,
-            workdir,
-            technique=technique,
-            quant=quant,
-            steps=steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            sparsity=sparsity,
-            clusters=clusters,
-            train_count=train_count,
-            calib_count=calib_count,
-            io_dtype=io_dtype or "uint8",
-            twin_tolerance=twin_tolerance,
-        )
+        _write_job(job, workdir, technique=technique, quant=quant, io_dtype=io_dtype or "uint8", **training)
         run_worker(workdir, timeout)
         info = json.loads((workdir / "result.json").read_text())
         extra = {"optimization": {"technique": technique, "steps": steps, **info}}

@@ -10,11 +10,13 @@ TensorFlow at module level (the worker must choose its Keras first; ``garden --h
 | ``fp32`` | no optimization | float graph |
 | ``fp16`` | ``Optimize.DEFAULT``, float16 weights | float16 graph, float input/output |
 | ``dynamic`` | ``Optimize.DEFAULT``: int8 weights, float activations | ``quantize_dynamic`` |
-| ``int8`` | ``Optimize.DEFAULT`` and representative data: full integer, float input/output | static QDQ |
+| ``int8`` | ``Optimize.DEFAULT`` and representative data: full integer, float input/output | static QDQ, U8S8 |
 | ``int8-io`` | as ``int8``, with ``uint8`` (or ``int8``) input and logits output | static QDQ, uint8 input |
 """
 
 from dataclasses import dataclass
+
+from garden.console import progress
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def representative_dataset(inputs):
     """A TFLite converter ``representative_dataset``: one batch-1 float32 input at a time."""
 
     def generate():
-        for x in inputs:
+        for x in progress(inputs, "calibrating"):
             yield [x[None].astype("float32")]
 
     return generate

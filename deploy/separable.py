@@ -67,16 +67,26 @@ def _timed(path, shape, repeats):
     return check.latency(check.open_runner(path, 1), shape, repeats)["median_ms"]
 
 
-def model_rows(alpha, input_size, out, repeats):
-    """Both MobileNet V1s, exported (with sidecars) fp32 and int8: MACs and LiteRT latency."""
+def mobilenets(alpha, input_size):
+    """``{"separable": MobileNet V1, "standard": its twin}``, 10 classes."""
     import garden
 
-    models = {
-        "separable": garden.create_model(
-            "mobilenet_v1", alpha=alpha, num_classes=10, input_shape=(input_size, input_size, 3)
-        ),
-        "standard": build_standard_mobilenet_v1(alpha=alpha, num_classes=10, input_shape=(input_size, input_size, 3)),
+    shape = (input_size, input_size, 3)
+    return {
+        "separable": garden.create_model("mobilenet_v1", alpha=alpha, num_classes=10, input_shape=shape),
+        "standard": build_standard_mobilenet_v1(alpha=alpha, num_classes=10, input_shape=shape),
     }
+
+
+def model_rows(alpha, input_size, out, repeats, files=None):
+    """Both MobileNet V1s, exported (with sidecars) fp32 and int8: MACs and LiteRT latency.
+
+    ``files``, a dict, receives ``(model, path of its file)`` under ``(form, quant)``.
+    """
+    import garden
+
+    models = mobilenets(alpha, input_size)
+    files = {} if files is None else files
     rows = []
     for quant in ("fp32", "int8"):
         timing, macs = {}, {}
@@ -92,6 +102,7 @@ def model_rows(alpha, input_size, out, repeats):
                 name=f"{model.name}_{quant}",
             )
             timing[form] = result.report["latency"]["litert_1_thread"]["median_ms"]
+            files[(form, quant)] = (model, result.path)
             macs[form] = garden.profile(model).total["macs"]
         rows.append(_row(f"MobileNet V1 alpha {alpha}", f"{input_size}x{input_size}", quant, macs, timing, None))
     return rows
@@ -199,19 +210,45 @@ def plot(rows, path):
     plt.close(figure)
 
 
-def run_bench(*, input_size=128, alpha=0.5, out="separable_out", repeats=20, quick=False):
+def run_bench(*, input_size=128, alpha=0.5, out="separable_out", repeats=20, quick=False, per_op=False):
     """Run the comparison; writes separable.md/.json/.png and the .tflite files (with sidecars) to ``out``.
 
-    ``input_size`` at least 32 (MobileNet V1's five stride-2 stages), ``alpha`` 1/32..2.
+    ``input_size`` at least 32 (MobileNet V1's five stride-2 stages), ``alpha`` 1/32..2. ``per_op``:
+    the two models op by op (``deploy.op_profile``: per_op.md/.json/.png) instead of the single-layer
+    sweep; returns ``(model rows, per-op rows)`` then.
     """
     check_numbers(BENCH_LIMITS, input_size=input_size, alpha=alpha, repeats=repeats)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = model_rows(alpha, input_size, out, repeats)
-    rows += layer_rows(QUICK_CHANNELS if quick else LAYER_CHANNELS, QUICK_SIZES if quick else LAYER_SIZES, out, repeats)
+    files = {}
+    rows = model_rows(alpha, input_size, out, repeats, files)
+    if not per_op:
+        sweep = (QUICK_CHANNELS, QUICK_SIZES) if quick else (LAYER_CHANNELS, LAYER_SIZES)
+        rows += layer_rows(*sweep, out, repeats)
     table = to_markdown(rows)
     write_text(out / "separable.md", table + "\n")
     write_text(out / "separable.json", json.dumps(rows, indent=2) + "\n")
-    plot(rows, out / "separable.png")
     print(table)
-    return rows
+    if not per_op:
+        plot(rows, out / "separable.png")
+        return rows
+    return rows, per_op_rows(files, out, repeats)
+
+
+def per_op_rows(files, out, repeats):
+    """``deploy.op_profile`` on every exported model file; writes and prints the per-op table."""
+    import tempfile
+
+    from deploy import op_profile
+
+    cpu = op_profile.read_cpu()
+    found = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for (_form, quant), (model, path) in files.items():
+            found += op_profile.op_rows(model, quant, path, scratch, repeats, cpu)
+    table = op_profile.to_markdown(found, cpu)
+    write_text(out / "per_op.md", table + "\n")
+    write_text(out / "per_op.json", json.dumps(found, indent=2) + "\n")
+    op_profile.plot(found, cpu, out / "per_op.png")
+    print("\n" + table)
+    return found

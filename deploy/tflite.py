@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deploy.quantization import tflite_converter
 from deploy.serving import serving_module
+from garden.console import stage
 from garden.errors import GardenError
 
 
@@ -17,7 +18,8 @@ def convert_tflite(model, input_shape, quant, calib_inputs, path, output="logits
     converter = tflite_converter(
         module.serve.get_concrete_function(), module, quant, calib_inputs, io_dtype=io_dtype, output=output
     )
-    Path(path).write_bytes(run_converter(converter, model.name))
+    with stage(f"converting {model.name} to TFLite ({quant})"):
+        Path(path).write_bytes(run_converter(converter, model.name))
 
 
 def run_converter(converter, name):

@@ -6,11 +6,13 @@ Exit codes: see ``EXIT_CODES``. Errors are one line on stderr; set ``GARDEN_DEBU
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
 
 from edge_app.errors import FRAMES_LOST_EXIT, EdgeError, SourceLost
+from edge_app.runtime import RUNTIMES
 
 EXIT_CODES = """exit codes:
   0  done: the source ended, --max-frames or --benchmark reached, ESC / q, Ctrl-C
@@ -25,6 +27,8 @@ EXAMPLES = """examples:
   garden-edge --model deeplab.tflite --source street.mp4 --headless --output out.mp4
   garden-edge --model deeplab.tflite --source 0 --serve 0.0.0.0:8080
   garden-edge --model deeplab.tflite --source frame.jpg --benchmark 200 --threads 1 --json
+  garden-edge --model selfie.tflite --source 0 --mode blur --threshold 0.6
+  garden-edge --model classifier.tflite --labels labels.txt --mean 127.5 --std 127.5 --source photo.jpg --json
   garden-edge --model separable.tflite --compare standard.tflite --source clip.mp4 --headless --output cmp.mp4
 """
 
@@ -78,6 +82,27 @@ def parse_wxh(text):
     return width, height
 
 
+def parse_mode(text):
+    """``overlay``, ``side-by-side``, ``mask``, ``blur`` or ``replace=IMAGE``."""
+    from edge_app.render import MODES
+
+    mode = text.split("=", 1)[0]
+    if mode not in MODES or (mode == "replace") != ("=" in text) or text.endswith("="):
+        raise argparse.ArgumentTypeError(f"{text!r}: use one of overlay, side-by-side, mask, blur, replace=IMAGE")
+    return text
+
+
+def pixel_values(text):
+    """``127.5`` or ``123.7,116.3,103.5`` -> a tuple of finite numbers (0-255 units)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers") from None
+    if not all(math.isfinite(v) for v in values) or len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: one or three finite numbers")
+    return values
+
+
 def serve_address(text):
     """``HOST:PORT`` or ``PORT`` -> (host, port), the port from 0 to 65535."""
     from edge_app.serve import parse_address
@@ -99,14 +124,33 @@ def build_parser():
     p.add_argument(
         "--source", default="0", help="camera index, video, image, folder of images or rtsp://... (default 0)"
     )
+    threads = min(4, os.cpu_count() or 1)
+    add_count(p, "--threads", 1, MAX_THREADS, threads, "LiteRT CPU threads, {range} (default: up to 4)")
     p.add_argument(
-        "--threads",
-        type=whole_number(1, MAX_THREADS),
-        metavar="N",
-        default=min(4, os.cpu_count() or 1),
-        help=f"LiteRT CPU threads, 1-{MAX_THREADS} (default: up to 4)",
+        "--mode",
+        type=parse_mode,
+        default="overlay",
+        metavar="MODE",
+        help="overlay (default), side-by-side, mask, blur (background blurred) or replace=IMAGE (background replaced)",
     )
-    p.add_argument("--mode", choices=("overlay", "side-by-side", "mask"), default="overlay")
+    p.add_argument(
+        "--threshold",
+        type=fraction,
+        metavar="T",
+        default=0.5,
+        help="foreground probability of a binary (1xHxWx1) model, 0-1 (default 0.5)",
+    )
+    p.add_argument("--labels", metavar="FILE", help="class names, one a line (default: packed in the file, sidecar)")
+    for flag, letter, otherwise in (("--mean", "M", "0"), ("--std", "S", "255: pixels in [0, 1]")):
+        what = f"input {flag[2:]} in 0-255 units, one or three values"
+        p.add_argument(
+            flag, type=pixel_values, metavar=letter, help=f"{what} (default: metadata, sidecar, else {otherwise})"
+        )
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="LiteRT API: compiled (CompiledModel, the default where installed LiteRT has it) or interpreter",
+    )
     p.add_argument(
         "--size",
         type=parse_wxh,
@@ -114,13 +158,7 @@ def build_parser():
         help=f"frame size, sides 1-{MAX_SIDE} (asked of a camera, applied to other sources)",
     )
     p.add_argument("--alpha", type=fraction, metavar="A", default=0.5, help="overlay opacity 0-1 (default 0.5)")
-    p.add_argument(
-        "--top-k",
-        type=whole_number(1, MAX_TOP_K),
-        metavar="K",
-        default=3,
-        help=f"classes shown for a classifier, 1-{MAX_TOP_K} (default 3)",
-    )
+    add_count(p, "--top-k", 1, MAX_TOP_K, 3, "classes shown for a classifier, {range} (default 3)", metavar="K")
     p.add_argument("--headless", action="store_true", help="no window (OpenCV headless builds cannot open one)")
     p.add_argument(
         "--output",
@@ -128,13 +166,7 @@ def build_parser():
         help="write the annotated frames to a video (.mp4, .avi) or an image; "
         "it is put in place only once it is complete and plays back",
     )
-    p.add_argument(
-        "--benchmark",
-        type=whole_number(1, MAX_BENCHMARK),
-        default=0,
-        metavar="N",
-        help=f"time N frames, 1-{MAX_BENCHMARK} (source looped), and print median/p90",
-    )
+    add_count(p, "--benchmark", 1, MAX_BENCHMARK, 0, "time N frames, {range} (source looped), and print median/p90")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("--compare", metavar="OTHER.tflite", help="run a second model on the same frames, side by side")
     p.add_argument(
@@ -144,28 +176,28 @@ def build_parser():
         help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)",
     )
     p.add_argument("--loop", action="store_true", help="start a video, image or folder again when it ends")
-    p.add_argument(
-        "--max-frames",
-        type=whole_number(1, MAX_FRAMES),
-        default=0,
-        metavar="N",
-        help=f"stop after N frames (at most {MAX_FRAMES:,})",
-    )
-    p.add_argument(
-        "--retries",
-        type=whole_number(0, MAX_RETRIES),
-        default=3,
-        metavar="N",
-        help=f"reconnection attempts when a camera or stream drops, 0-{MAX_RETRIES} (default 3)",
-    )
+    add_count(p, "--max-frames", 1, MAX_FRAMES, 0, "stop after N frames, {range}")
+    add_count(p, "--retries", 0, MAX_RETRIES, 3, "reconnection attempts when a stream drops, {range} (default 3)")
     return p
+
+
+def add_count(parser, flag, low, high, default, help_text, metavar="N"):
+    """A whole-number option in ``[low, high]``; ``{range}`` in ``help_text`` becomes ``low-high``."""
+    span = f"{low:,}-{high:,}"
+    parser.add_argument(
+        flag, type=whole_number(low, high), default=default, metavar=metavar, help=help_text.format(range=span)
+    )
 
 
 def options_from(args):
     """The parsed command line as :class:`edge_app.app.Options` (each option under the field of its name)."""
     from edge_app.app import Options
 
-    given = vars(args)
+    given = dict(vars(args))
+    given["mode"], _, background = given.get("mode", "overlay").partition("=")
+    given["background"] = background or None
+    if given.get("std") and not all(v > 0 for v in given["std"]):
+        raise EdgeError(f"--std {','.join(map(str, given['std']))}: must be positive")
     return Options(**{f.name: given[f.name] for f in dataclasses.fields(Options) if f.name in given})
 
 

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from edge_app import render as draw
-from edge_app.errors import SourceLost
-from edge_app.model import infer, load_model, preprocess
+from edge_app.errors import EdgeError, SourceLost
+from edge_app.model import Overrides, infer, load_model, preprocess
 from edge_app.outputs import Outputs
 from edge_app.postprocess import postprocess
 from edge_app.sources import open_source
@@ -32,7 +33,13 @@ class Options:
     model: str
     source: str = "0"
     threads: int = 1
-    mode: str = "overlay"
+    mode: str = "overlay"  # one of render.MODES
+    background: str | None = None  # the image behind the foreground in mode replace
+    threshold: float = 0.5  # foreground probability of a binary model
+    labels: str | None = None  # class names, one a line (main model)
+    mean: tuple | None = None  # input normalisation in pixel units (main model)
+    std: tuple | None = None
+    runtime: str | None = None  # compiled or interpreter; None: compiled where LiteRT has it
     size: tuple | None = None
     headless: bool = False
     output: str | None = None
@@ -73,6 +80,7 @@ class Pipeline:
     models: list  # the main model, then the --compare one
     tables: list  # each model's colour table
     options: Options
+    background: np.ndarray | None = None  # the picture of mode replace
 
     @property
     def main(self):
@@ -80,23 +88,53 @@ class Pipeline:
 
     @classmethod
     def load(cls, options):
-        paths = [options.model] + ([options.compare] if options.compare else [])
-        models = [load_model(path, options.threads) for path in paths]
-        return cls(models, [draw.colour_table(m.info) for m in models], options)
+        """Load the models (the main one with the command line's labels, normalisation and runtime)."""
+        background = _background(options)
+        overrides = Overrides(options.labels, options.mean, options.std, options.runtime)
+        models = [load_model(options.model, options.threads, overrides)]
+        if options.compare:
+            models.append(load_model(options.compare, options.threads, Overrides(runtime=options.runtime)))
+        pipeline = cls(models, [draw.colour_table(m.info) for m in models], options, background)
+        for model in models:
+            if options.mode in draw.BACKGROUND_MODES and model.info.task != "segmentation":
+                pipeline.close()
+                raise EdgeError(f"--mode {options.mode} needs a segmentation model; {model.info.path} is a classifier")
+        return pipeline
 
-    def process(self, frame, timings, caption):
-        """preprocess -> infer -> postprocess for each model, then render: one annotated image."""
+    def close(self):
+        for model in self.models:
+            model.close()
+
+    def process(self, frame, timings, caption, fps=None):
+        """preprocess -> infer -> postprocess for each model, then render: one annotated image.
+
+        Without a ``caption`` (the first frames) the text shows this frame's own times and ``fps``.
+        """
         results = [self._run_model(model, frame, timings, prefix) for model, prefix in zip(self.models, PREFIXES)]
         start = time.perf_counter()
-        image = self._render(frame, results, caption)
+        panels = [
+            draw.render(frame, result, model.info, table, self.options.mode, self.options.alpha, self.background)
+            for model, result, table in zip(self.models, results, self.tables)
+        ]
+        caption = caption or self.caption(timings, fps, render_ms=ms_since(start))
+        image = self._compose(panels, caption)
         timings.add("render", ms_since(start))
         return Processed(image, results)
 
-    def caption(self, timings, fps):
-        """Timing text for the frame and panel captions, from the recent medians."""
+    def caption(self, timings, fps=None, render_ms=None):
+        """Timing text for the frame and panel captions, from the recent medians.
+
+        ``render_ms`` stands in for a render time not yet recorded (the first frame's); without ``fps``
+        the rate is the one the stages' times allow.
+        """
         recent = timings.percentile(50, last=30)
+        if render_ms is not None:
+            recent.setdefault("render", render_ms)
+        stages = {s: recent.get(s, 0.0) for s in STAGES}
+        if fps is None:
+            fps = 1e3 / max(sum(stages.values()), 1e-6) if any(stages.values()) else 0.0
         titles = [draw.model_title(m.info, recent.get(p + "inference", 0.0)) for m, p in zip(self.models, PREFIXES)]
-        return Caption(draw.stats_lines(fps, {s: recent.get(s, 0.0) for s in STAGES}), titles)
+        return Caption(draw.stats_lines(fps, stages), titles)
 
     def _run_model(self, model, frame, timings, prefix):
         """Preprocess, infer and postprocess one frame with one model, timing each stage."""
@@ -105,23 +143,32 @@ class Pipeline:
         t1 = time.perf_counter()
         raw = infer(model, tensor)
         t2 = time.perf_counter()
-        result = postprocess(raw, model.info, self.options.top_k)
+        result = postprocess(raw, model.info, self.options.top_k, self.options.threshold)
         t3 = time.perf_counter()
         for stage, ms in zip(MODEL_STAGES, np.diff([t0, t1, t2, t3]) * 1e3):
             timings.add(prefix + stage, ms)
         return result
 
-    def _render(self, frame, results, caption):
+    def _compose(self, panels, caption):
         """The picture for one frame: each model's panel (captioned when comparing), timing text on top."""
-        panels = []
-        for model, result, table, title in zip(self.models, results, self.tables, caption.titles):
-            panel = draw.render(frame, result, model.info, table, self.options.mode, self.options.alpha)
-            if len(self.models) > 1:
+        if len(panels) > 1:
+            for panel, title in zip(panels, caption.titles):
                 draw.draw_lines(panel, [title], origin=(4, -4))
-            panels.append(panel)
         image = panels[0] if len(panels) == 1 else draw.side_by_side(panels)
         draw.draw_lines(image, caption.lines)
         return image
+
+
+def _background(options):
+    """The picture of ``--mode replace=IMAGE``, read once (None in other modes)."""
+    if options.mode != "replace":
+        return None
+    if not options.background:
+        raise EdgeError("--mode replace needs an image: --mode replace=IMAGE")
+    picture = cv2.imread(str(options.background), cv2.IMREAD_COLOR)
+    if picture is None:
+        raise EdgeError(f"--mode replace={options.background}: not a readable image")
+    return picture
 
 
 @dataclass
@@ -129,8 +176,9 @@ class Progress:
     """The loop's running state: frames so far, their timings since the clock started, the caption drawn."""
 
     keep: int  # frames of timings kept
-    caption: Caption
+    caption: Caption | None = None  # None until TEXT_EVERY frames are done: each frame then shows its own times
     frames: int = 0  # frames processed, a benchmark's warm-up included
+    last: object = None  # the main model's result on the latest frame
     timings: Timings = field(init=False)
     started: float = field(init=False)  # when the clock started (again after a benchmark's warm-up)
     caption_at: float = field(init=False)  # when the caption was last refreshed
@@ -146,9 +194,15 @@ class Progress:
         """The served page's numbers now: FPS since the clock started, recent medians, ``result``."""
         return live_stats(self.frames, time.perf_counter() - self.started, self.timings, result, info)
 
-    def count(self, pipeline):
+    def fps(self):
+        """Frames a second since the caption was last refreshed (the loop's start, for the first frames drawn
+        without one); None before the first frame is done."""
+        return self.frames / max(time.perf_counter() - self.caption_at, 1e-9) if self.frames else None
+
+    def count(self, pipeline, result):
         """One more frame done; every ``TEXT_EVERY`` frames the caption is redrawn with the FPS since the last."""
         self.frames += 1
+        self.last = result
         if self.frames % TEXT_EVERY == 0:
             now = time.perf_counter()
             self.caption = pipeline.caption(self.timings, TEXT_EVERY / max(now - self.caption_at, 1e-9))
@@ -166,15 +220,21 @@ def run(options, observer=None, out=sys.stdout):
     Raises :class:`OutputFailed` when ``--output`` could not be written whole (nothing is put there).
     """
     pipeline = Pipeline.load(options)
-    loop = options.loop or bool(options.benchmark)
-    source = open_source(options.source, options.size, loop, options.retries, options.retry_delay)
-    outputs, finished = Outputs(), None
     try:
-        outputs.open(options, getattr(source, "fps", 0), out)
-        finished = _loop(options, pipeline, source, outputs, observer)
+        for model in pipeline.models:
+            for note in model.info.notes:
+                print(f"garden-edge: note: {note}", file=sys.stderr, flush=True)
+        loop = options.loop or bool(options.benchmark)
+        source = open_source(options.source, options.size, loop, options.retries, options.retry_delay)
+        outputs, finished = Outputs(), None
+        try:
+            outputs.open(options, getattr(source, "fps", 0), out)
+            finished = _loop(options, pipeline, source, outputs, observer)
+        finally:
+            source.close()
+            outputs.close(keep=finished is not None and finished.frames > 0)
     finally:
-        source.close()
-        outputs.close(keep=finished is not None and finished.frames > 0)
+        pipeline.close()
     return summary(finished, pipeline.models, options, lost=getattr(source, "lost", 0))
 
 
@@ -182,7 +242,7 @@ def _loop(options, pipeline, source, outputs, observer):
     """capture -> process -> emit until done; returns how it finished."""
     warm = WARMUP if options.benchmark else 0
     limit = options.benchmark + warm if options.benchmark else options.max_frames
-    progress = Progress(max(HISTORY, options.benchmark), pipeline.caption(Timings(), 0.0))
+    progress = Progress(max(HISTORY, options.benchmark))
     period = _frame_period(options, source, outputs)
     try:
         while not limit or progress.frames < limit:
@@ -198,7 +258,7 @@ def _loop(options, pipeline, source, outputs, observer):
     except SourceLost as error:
         stopped = f"lost: {error}"
     seconds = time.perf_counter() - progress.started
-    return Finished(stopped, progress.timings, max(progress.frames - warm, 0), seconds)
+    return Finished(stopped, progress.timings, max(progress.frames - warm, 0), seconds, progress.last)
 
 
 def _step(pipeline, source, outputs, progress, observer, period):
@@ -209,8 +269,8 @@ def _step(pipeline, source, outputs, progress, observer, period):
         return "source ended"
     timings = progress.timings
     timings.add("capture", ms_since(start))
-    done = pipeline.process(frame, timings, progress.caption)
-    progress.count(pipeline)
+    done = pipeline.process(frame, timings, progress.caption, progress.fps())
+    progress.count(pipeline, done.main)
     emitting = time.perf_counter()
     keep_going = outputs.emit(done.image, progress.frames, lambda: progress.live_stats(done.main, pipeline.main.info))
     timings.add("output", ms_since(emitting))

@@ -5,21 +5,24 @@ the metadata sidecar beside it (docs/sidecar.md) adds labels, colours, input nor
 multiply-adds, and the app works without it.
 """
 
-import contextlib
 import json
-import os
-import sys
-import tempfile
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from edge_app.errors import EdgeError
+from edge_app.metadata import label_lines, packed_labels, read_metadata
+from edge_app.runtime import open_interpreter, open_runner
 
 _IMAGE_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}
 _MIN_TFLITE_BYTES = 16
+_EMBEDDING_OPS = ("L2_NORMALIZATION", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SUM", "REDUCE_MAX")
+_PASS_THROUGH_OPS = ("RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class ModelInfo:
     input_dtype: str  # float32, uint8, int8
     input_quant: tuple  # (scale, zero_point); (0.0, 0) for float
     task: str
-    output_kind: str  # logits, class_map or scores
+    output_kind: str  # logits, class_map, binary or scores
     num_classes: int
     output_quant: tuple
     class_names: tuple
@@ -46,77 +49,63 @@ class ModelInfo:
     macs: int | None = None
     params: int | None = None
     quantization: str = ""
+    output_layout: str = "NHWC"  # of a segmentation map: NHWC (1xHxWxK) or NCHW (1xKxHxW)
+    output_name: str = ""
+    probability: bool | None = None  # of a binary map: True sigmoid/probability, False logits, None per frame
+    runtime: str = "interpreter"
+    labels_from: str = ""  # --labels FILE, packed NAME, sidecar, or "" (class N)
+    notes: tuple = ()  # one-line remarks for the user: which output is used, what normalisation is assumed
     sidecar: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line sets over the file's own facts: label file, normalisation, runtime."""
+
+    labels: str | None = None  # a text file, one class name a line
+    mean: tuple | None = None  # pixel units, 0-255
+    std: tuple | None = None
+    runtime: str | None = None  # compiled, interpreter, or None: compiled where LiteRT has it
 
 
 @dataclass
 class Model:
-    """A loaded interpreter with its :class:`ModelInfo` and the lookup table that feeds it."""
+    """A model ready to run: its :class:`ModelInfo`, the runner that infers, the table that feeds it."""
 
     info: ModelInfo
-    interpreter: object
-    input_index: int
-    output_index: int
+    runner: object  # edge_app.runtime.CompiledRunner or InterpreterRunner
     input_lut: np.ndarray  # 1 x 256 x C: pixel value -> model input value, per channel
+
+    def close(self):
+        self.runner.close()
 
 
 # ---------------------------------------------------------------- loading
 
 
-def load_model(path, threads=1):
-    """Open ``path`` with LiteRT and read its contract; raise :class:`EdgeError` if it can't be fed."""
-    path = Path(path)
+def load_model(path, threads=1, overrides=None):
+    """Open ``path`` with LiteRT and read its contract; raise :class:`EdgeError` if it can't be fed or drawn."""
+    path, overrides = Path(path), overrides or Overrides()
     _check_tflite_file(path)
-    interpreter = _open_interpreter(path, threads)
+    interpreter = open_interpreter(path, threads)
     sidecar = read_sidecar(path)
     inp = _single_input(interpreter, path)
-    out = interpreter.get_output_details()[0]
-    height, width, channels, layout = _image_shape(inp, sidecar, path, interpreter)
-    task, kind, num_classes = _output_contract(out, sidecar, path)
-    info = _build_info(path, sidecar, inp, out, (height, width, channels, layout), (task, kind, num_classes))
-    return Model(info, interpreter, inp["index"], out["index"], input_lut(info))
+    image = _image_shape(inp, sidecar, path, interpreter)
+    chosen = choose_output(interpreter, image, path)
+    _check_sidecar_task(chosen, sidecar, path)
+    metadata = read_metadata(path)
+    info = _build_info(path, sidecar, metadata, overrides, inp, image, chosen)
+    runner = open_runner(path, threads, overrides.runtime, interpreter, inp, chosen.detail)
+    return Model(replace(info, runtime=runner.name), runner, input_lut(info))
 
 
 def _check_tflite_file(path):
     if not path.is_file():
         raise EdgeError(f"model file {path} does not exist")
-    head = path.read_bytes()[:8] if path.stat().st_size >= _MIN_TFLITE_BYTES else b""
+    with open(path, "rb") as file:
+        head = file.read(8) if path.stat().st_size >= _MIN_TFLITE_BYTES else b""
     if head[4:8] != b"TFL3":
         raise EdgeError(f"{path} is not a TFLite model (no TFL3 file identifier; {path.stat().st_size} bytes)")
-
-
-def _open_interpreter(path, threads):
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        with _runtime_chatter_filtered():
-            interpreter = Interpreter(model_path=str(path), num_threads=int(threads))
-            interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EdgeError(f"{path} could not be loaded by LiteRT (corrupt or truncated?): {reason}") from None
-    return interpreter
-
-
-@contextlib.contextmanager
-def _runtime_chatter_filtered():
-    """Drop LiteRT's ``INFO: Created ... delegate`` line from stderr (C level); pass the rest on."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not line.startswith("INFO: Created TensorFlow Lite")))
 
 
 def read_sidecar(model_path):
@@ -164,37 +153,170 @@ def _image_shape(inp, sidecar, path, interpreter):
     return h, w, c, layout
 
 
-def _output_contract(out, sidecar, path):
-    """(task, kind, num_classes) from the output shape, checked against the sidecar."""
-    shape = [int(s) for s in out["shape"]]
-    integer = np.issubdtype(np.dtype(out["dtype"]), np.integer) and not out["quantization"][0]
-    side = sidecar.get("output", {})
-    if len(shape) == 2 or (len(shape) == 4 and shape[1] == shape[2] == 1):
-        task, kind, num_classes = "classification", side.get("kind", "scores"), shape[-1]
-    elif len(shape) == 3 or (len(shape) == 4 and shape[3] == 1 and integer):
-        task, kind, num_classes = "segmentation", "class_map", int(side.get("num_classes", 0)) or 256
-    elif len(shape) == 4 and shape[3] > 1:
-        task, kind, num_classes = "segmentation", "logits", shape[3]
+# ---------------------------------------------------------------- which output, read how
+
+
+class Output(NamedTuple):
+    """One output the app can draw: the tensor, its position among the outputs, and how to read it."""
+
+    detail: dict
+    position: int
+    task: str  # segmentation or classification
+    kind: str  # logits, class_map, binary or scores
+    num_classes: int
+    layout: str  # NHWC or NCHW
+    probability: bool | None = None  # of a binary map: see ModelInfo.probability
+    note: str = ""  # which of several outputs this is, for the user
+
+
+def choose_output(interpreter, image, path):
+    """The output to draw: the only one, or the only drawable one among several (said in a note).
+
+    Detection heads (boxes + scores), embeddings and several candidate maps are refused in one line
+    that names every output and its shape.
+    """
+    outputs = interpreter.get_output_details()
+    producers = _producers(interpreter)
+    readings = [_read_output(out, i, image, producers) for i, out in enumerate(outputs)]
+    usable = [r for r in readings if isinstance(r, Output)]
+    detection = _looks_like_detection(outputs, readings)
+    if len(usable) == 1 and not detection:
+        return usable[0]._replace(note=output_note(usable[0], outputs))
+    listed = ", ".join(f"{out['name'] or i} {[int(s) for s in out['shape']]}" for i, out in enumerate(outputs))
+    if len(outputs) == 1:
+        why = readings[0]
+    elif detection:
+        why = "detection boxes and scores"
+    elif usable:
+        why = f"{len(usable)} candidate results and none clearly the one to draw"
     else:
-        raise EdgeError(f"{path} output shape {shape} is neither class scores (1xK) nor a segmentation map (1xHxWxK)")
-    if sidecar.get("task") not in (None, task):
-        raise EdgeError(f"{path}: sidecar says task {sidecar['task']!r} but the output shape {shape} is {task}")
-    if kind == "logits" and task == "classification":
-        kind = "scores"
-    return task, kind, num_classes
+        why = "none is class scores or a segmentation map"
+    raise EdgeError(
+        f"{path}: cannot draw {'its output' if len(outputs) == 1 else f'its {len(outputs)} outputs'} ({why}): "
+        f"{listed}; garden-edge draws class scores 1xK, segmentation maps 1xHxWxK or 1xKxHxW, masks 1xHxWx1"
+    )
 
 
-def _build_info(path, sidecar, inp, out, image, contract):
+def output_note(chosen, interpreter_outputs):
+    """The one line saying which output of several is drawn, or "" for a model with one output."""
+    if len(interpreter_outputs) == 1:
+        return ""
+    out = chosen.detail
+    return (
+        f"using output {out['name'] or chosen.position} {[int(s) for s in out['shape']]} ({chosen.kind}) "
+        f"of {len(interpreter_outputs)}; the others are not drawn"
+    )
+
+
+def _read_output(out, position, image, producers):
+    """An :class:`Output` if ``out`` is something the app draws, else the reason it is not (a string)."""
+    shape = [int(s) for s in out["shape"]]
+    height, width, _, input_layout = image
+    integer = np.issubdtype(np.dtype(out["dtype"]), np.integer) and not out["quantization"][0]
+    if shape[:1] != [1]:
+        return f"batch of {shape[0] if shape else 0}"
+    if len(shape) == 2 or (len(shape) == 4 and shape[1] == shape[2] == 1):
+        source = _source_op(out["index"], producers)
+        if source in _EMBEDDING_OPS:
+            return f"an embedding: {shape[-1]} features made by {source}, not class scores"
+        if shape[-1] < 2:
+            return "a single score, not class scores"
+        return Output(out, position, "classification", "scores", shape[-1], "NHWC")
+    fits = partial(_fits_image, image=(height, width))
+    if len(shape) == 3 and fits(shape[1:3]):
+        if integer:
+            return Output(out, position, "segmentation", "class_map", 256, "NHWC")
+        probability = _is_probability(out, _source_op(out["index"], producers))
+        return Output(out, position, "segmentation", "binary", 2, "NHWC", probability)
+    if len(shape) == 4:
+        nhwc, nchw = fits(shape[1:3]), fits(shape[2:4])
+        if nhwc and nchw:
+            nhwc = input_layout == "NHWC"
+        if nhwc or nchw:
+            layout, channels = ("NHWC", shape[3]) if nhwc else ("NCHW", shape[1])
+            if channels > 1:
+                return Output(out, position, "segmentation", "logits", channels, layout)
+            if integer and layout == "NHWC":
+                return Output(out, position, "segmentation", "class_map", 256, layout)
+            probability = _is_probability(out, _source_op(out["index"], producers))
+            return Output(out, position, "segmentation", "binary", 2, layout, probability)
+    return "not an image-shaped map nor class scores"
+
+
+def _fits_image(sides, image):
+    """True if ``sides`` (h, w) could be a map over the image: at least 2x2, the image's aspect ratio within 25%."""
+    h, w = (int(s) for s in sides)
+    if h < 2 or w < 2:
+        return False
+    return abs(math.log((h / w) / (image[0] / image[1]))) < math.log(1.25)
+
+
+def _is_probability(out, source):
+    """A binary map holds probabilities (True) or logits (False); None: a float map decided frame by frame."""
+    if source == "LOGISTIC":
+        return True
+    scale, zero = out["quantization"]
+    if not scale:
+        return None
+    limits = np.iinfo(np.dtype(out["dtype"]))
+    low, high = (limits.min - zero) * scale, (limits.max - zero) * scale
+    return bool(low > -0.01 and high < 1.01)
+
+
+def _looks_like_detection(outputs, readings):
+    """Box regressors (1xNx4 or more, not a map) beside another output over the same N anchors: a detector."""
+    shapes = [[int(s) for s in out["shape"]] for out in outputs]
+    boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[2] >= 4 and not isinstance(readings[i], Output)]
+    return any(
+        j != i and len(shapes[j]) in (2, 3) and shapes[j][1] == shapes[i][1] for i in boxes for j in range(len(shapes))
+    )
+
+
+def _producers(interpreter):
+    """Tensor index -> (op name, input indices) of the operator writing it (delegate nodes skipped)."""
+    try:
+        ops = interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only view of the graph's operators
+    except (AttributeError, ValueError, RuntimeError):
+        return {}
+    return {
+        int(t): (op["op_name"], [int(i) for i in op["inputs"]])
+        for op in ops
+        if op["op_name"] != "DELEGATE"
+        for t in op["outputs"]
+    }
+
+
+def _source_op(tensor, producers, depth=8):
+    """The operator behind ``tensor``, looking through reshapes and (de)quantization."""
+    for _ in range(depth):
+        name, inputs = producers.get(tensor, ("", []))
+        if name not in _PASS_THROUGH_OPS or not inputs:
+            return name
+        tensor = inputs[0]
+    return ""
+
+
+def _check_sidecar_task(chosen, sidecar, path):
+    if sidecar.get("task") not in (None, chosen.task):
+        shape = [int(s) for s in chosen.detail["shape"]]
+        raise EdgeError(f"{path}: sidecar says task {sidecar['task']!r} but the output shape {shape} is {chosen.task}")
+
+
+# ---------------------------------------------------------------- names, colours, normalisation
+
+
+def _build_info(path, sidecar, metadata, overrides, inp, image, chosen):
     height, width, channels, layout = image
-    task, kind, num_classes = contract
-    side_in = sidecar.get("input", {})
-    mean = _per_channel(side_in.get("mean", 0.0), channels, "mean", path)
-    std = _per_channel(side_in.get("std", 1.0), channels, "std", path)
-    if min(std) <= 0:
-        raise EdgeError(f"sidecar of {path}: std must be positive, got {list(std)}")
-    names = sidecar.get("class_names") or []
+    out = chosen.detail
+    names, names_from = _names(chosen, metadata, sidecar, overrides)
+    scale, mean, std, norm_note = _normalisation(path, sidecar, metadata, overrides, channels)
     colors = sidecar.get("colors") or []
-    shown = num_classes if kind != "class_map" else max(len(names), len(colors), 256)
+    shown = chosen.num_classes if chosen.kind != "class_map" else max(len(names), len(colors), 256)
+    num_classes = chosen.num_classes
+    if chosen.kind == "class_map":
+        num_classes = int(sidecar.get("output", {}).get("num_classes", 0)) or num_classes
+    notes = [n for n in (chosen.note, names_note(names, names_from, chosen), norm_note) if n]
+    quant = (float(out["quantization"][0]), int(out["quantization"][1]))
     return ModelInfo(
         path=str(path),
         name=str(sidecar.get("model") or path.stem),
@@ -204,20 +326,77 @@ def _build_info(path, sidecar, inp, out, image, contract):
         layout=layout,
         input_dtype=_IMAGE_DTYPES[np.dtype(inp["dtype"])],
         input_quant=(float(inp["quantization"][0]), int(inp["quantization"][1])),
-        task=task,
-        output_kind=kind,
+        task=chosen.task,
+        output_kind=chosen.kind,
         num_classes=num_classes,
-        output_quant=(float(out["quantization"][0]), int(out["quantization"][1])),
+        output_quant=quant,
         class_names=tuple(class_names(names, shown)),
         colors=tuple(palette_rgb(colors, shown)),
-        pixel_scale=float(side_in.get("scale", 1.0 / 255.0)),
+        pixel_scale=scale,
         mean=mean,
         std=std,
         macs=_int_or_none(sidecar.get("macs")),
         params=_int_or_none(sidecar.get("params")),
         quantization=str(sidecar.get("quantization", _guess_quantization(inp, out))),
+        output_layout=chosen.layout,
+        output_name=str(out["name"]),
+        probability=chosen.probability,
+        notes=tuple(notes),
+        labels_from=names_from,
         sidecar=sidecar,
     )
+
+
+def _names(chosen, metadata, sidecar, overrides):
+    """(class names, where they came from): --labels, else the packed label file, else the sidecar, else none."""
+    if overrides.labels:
+        try:
+            names = label_lines(Path(overrides.labels).read_text(encoding="utf-8", errors="replace"))
+        except OSError as error:
+            raise EdgeError(f"--labels {overrides.labels}: cannot read it ({error.strerror or error})") from None
+        found = names, f"--labels {overrides.labels}"
+    else:
+        packed_name, names = packed_labels(metadata, chosen.position)
+        if names:
+            found = names, f"packed {packed_name}"
+        elif sidecar.get("class_names"):
+            found = [str(n) for n in sidecar["class_names"]], "sidecar"
+        else:
+            found = [], ""
+    if chosen.kind == "binary":
+        names = found[0] if len(found[0]) >= 2 else ["background", *(found[0] or ["foreground"])]
+        return names, found[1]
+    return found
+
+
+def names_note(names, names_from, chosen):
+    """A line when a label file's count does not match the classes (names are then padded or cut)."""
+    if names_from and chosen.kind == "scores" and len(names) != chosen.num_classes:
+        return f"{names_from} has {len(names)} names for {chosen.num_classes} classes"
+    return ""
+
+
+def _normalisation(path, sidecar, metadata, overrides, channels):
+    """(pixel scale, mean, std, note): --mean/--std, else the metadata's, else the sidecar's, else [0, 1]."""
+    side_in = sidecar.get("input", {})
+    if overrides.mean is not None or overrides.std is not None:
+        scale, mean, std, where, note = 1.0, overrides.mean or 0.0, overrides.std or 255.0, "--mean/--std", ""
+    elif metadata.mean or metadata.std:
+        scale, mean, std, where, note = 1.0, metadata.mean or 0.0, metadata.std or 1.0, "metadata of", ""
+    elif any(k in side_in for k in ("mean", "std", "scale")):
+        scale, where, note = float(side_in.get("scale", 1.0 / 255.0)), "sidecar of", ""
+        mean, std = side_in.get("mean", 0.0), side_in.get("std", 1.0)
+    else:
+        scale, mean, std, where = 1.0 / 255.0, 0.0, 1.0, "sidecar of"
+        note = (
+            f"{path.name} states no input normalisation (no TFLite metadata, no sidecar): feeding pixels scaled "
+            "to [0, 1]; set --mean/--std (0-255 units) if it expects otherwise"
+        )
+    mean = _per_channel(mean, channels, "mean", f"{where} {path}")
+    std = _per_channel(std, channels, "std", f"{where} {path}")
+    if min(std) <= 0:
+        raise EdgeError(f"{where} {path}: std must be positive, got {list(std)}")
+    return scale, mean, std, note
 
 
 def _per_channel(value, channels, what, path):
@@ -225,7 +404,7 @@ def _per_channel(value, channels, what, path):
     if len(values) == 1:
         values = values * channels
     if len(values) != channels:
-        raise EdgeError(f"sidecar of {path}: {what} has {len(values)} values for a {channels}-channel input")
+        raise EdgeError(f"{path}: {what} has {len(values)} values for a {channels}-channel input")
     return tuple(values)
 
 
@@ -294,7 +473,5 @@ def preprocess(frame, model):
 
 
 def infer(model, tensor):
-    """Run the interpreter on one input tensor and return a copy of its first output."""
-    model.interpreter.set_tensor(model.input_index, tensor)
-    model.interpreter.invoke()
-    return model.interpreter.get_tensor(model.output_index)
+    """Run the model on one input tensor and return its chosen output."""
+    return model.runner.run(tensor)

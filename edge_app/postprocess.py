@@ -1,5 +1,6 @@
 """Model output -> what the app draws: a class map with class areas, or the top-k classes."""
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,11 @@ class Segmentation:
     mask: np.ndarray
     areas: tuple
 
+    @property
+    def foreground(self):
+        """Share of pixels not background (class 0): a binary model's foreground."""
+        return 1.0 - dict(self.areas).get(0, 0.0)
+
 
 @dataclass(frozen=True)
 class Classification:
@@ -25,16 +31,35 @@ class Classification:
     top: tuple
 
 
-def postprocess(raw, info, top_k=3):
-    """The first output of ``info``'s model -> :class:`Segmentation` or :class:`Classification`."""
+def postprocess(raw, info, top_k=3, threshold=0.5):
+    """The chosen output of ``info``'s model -> :class:`Segmentation` or :class:`Classification`."""
     if info.task == "classification":
         return Classification(top_classes(raw.reshape(-1), info, top_k))
-    if info.output_kind == "class_map":
+    if info.output_kind == "binary":
+        sides = raw.shape[-2:] if info.output_layout == "NCHW" else raw.shape[1:3]
+        mask = binary_mask(raw.reshape(sides), info, threshold)
+    elif info.output_kind == "class_map":
         limit = len(info.colors) - 1
         mask = np.clip(raw.reshape(raw.shape[1], raw.shape[2]), 0, limit).astype(np.uint8 if limit < 256 else np.uint16)
     else:
-        mask = argmax_channels(raw[0])
+        mask = argmax_channels(raw[0] if info.output_layout == "NHWC" else raw[0].transpose(1, 2, 0))
     return Segmentation(mask, class_areas(mask))
+
+
+def binary_mask(values, info, threshold):
+    """uint8 0/1 foreground mask of an H x W map of probabilities or logits, float or quantized.
+
+    The threshold is moved into the stored units (probability, or its logit for a logit map, then
+    quantized), so the map itself is never dequantized: both maps are increasing in the probability.
+    """
+    probability = info.probability
+    if probability is None:  # a float map without a sigmoid in the graph: probabilities if they look like it
+        probability = bool(values.min() >= 0.0 and values.max() <= 1.0)
+    cut = threshold if probability else math.log(max(threshold, 1e-7) / max(1.0 - threshold, 1e-7))
+    scale, zero = info.output_quant
+    if scale:
+        cut = cut / scale + zero
+    return (values > cut).astype(np.uint8)
 
 
 def argmax_channels(logits):

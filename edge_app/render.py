@@ -11,7 +11,8 @@ import numpy as np
 
 from edge_app.postprocess import Classification
 
-MODES = ("overlay", "side-by-side", "mask")
+MODES = ("overlay", "side-by-side", "mask", "blur", "replace")  # replace is given as replace=IMAGE
+BACKGROUND_MODES = ("blur", "replace")  # the background changed, the foreground (not class 0) untouched
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT = (255, 255, 255)
 PANEL = (32, 32, 32)
@@ -33,13 +34,18 @@ def colourize(mask, table):
     return table[0][np.minimum(mask, 255)]
 
 
-def render(frame, result, info, table, mode="overlay", alpha=0.5):
-    """One model's result drawn on ``frame`` (BGR uint8) in ``mode``; returns a new image."""
+def render(frame, result, info, table, mode="overlay", alpha=0.5, background=None):
+    """One model's result drawn on ``frame`` (BGR uint8) in ``mode``; returns a new image.
+
+    ``background`` is the picture that ``replace`` puts behind the foreground.
+    """
     if isinstance(result, Classification):
         shown = frame.copy() if mode != "side-by-side" else cv2.hconcat([frame, frame])
         draw_top_k(shown, result, info)
         return shown
     height, width = frame.shape[:2]
+    if mode in BACKGROUND_MODES:
+        return behind_foreground(frame, result.mask, background if mode == "replace" else None)
     colours = cv2.resize(colourize(result.mask, table), (width, height), interpolation=cv2.INTER_NEAREST)
     if mode == "mask":
         shown = colours
@@ -48,6 +54,21 @@ def render(frame, result, info, table, mode="overlay", alpha=0.5):
         if mode == "side-by-side":
             shown = cv2.hconcat([frame, shown])
     draw_legend(shown, result.areas, info)
+    return shown
+
+
+def behind_foreground(frame, mask, background=None):
+    """``frame`` with its background (class 0 of ``mask``) blurred, or replaced by ``background``; the
+    foreground pixels are copied unchanged."""
+    height, width = frame.shape[:2]
+    if background is None:
+        side = max(3, (max(height, width) // 40) | 1)
+        shown = cv2.stackBlur(frame, (side, side)) if hasattr(cv2, "stackBlur") else cv2.blur(frame, (side, side))
+    else:
+        shown = background if background.shape[:2] == (height, width) else cv2.resize(background, (width, height))
+        shown = shown.copy()
+    foreground = cv2.resize((mask > 0).astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    cv2.copyTo(frame, foreground, shown)
     return shown
 
 

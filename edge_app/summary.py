@@ -16,6 +16,7 @@ class Finished(NamedTuple):
     timings: Timings
     frames: int  # frames processed, not counting a benchmark's warm-up
     seconds: float  # wall-clock time of those frames
+    last: object = None  # the main model's result on the last frame
 
 
 def rss_mb():
@@ -33,7 +34,8 @@ def describe(result, info):
     """A result as JSON-ready data: classes present by area, or the top-k."""
     if isinstance(result, Classification):
         return {"top": [[info.class_names[c], round(p, 4)] for c, p in result.top]}
-    return {"classes": [[info.class_names[c], round(f, 4)] for c, f in result.areas]}
+    classes = {"classes": [[info.class_names[c], round(f, 4)] for c, f in result.areas]}
+    return {"foreground": round(result.foreground, 4), **classes} if info.output_kind == "binary" else classes
 
 
 def live_stats(frames, seconds, timings, result, info):
@@ -63,6 +65,8 @@ def summary(finished, models, options, lost=0):
         "stopped": stopped,
         "rss_mb": round(rss_mb(), 1),
     }
+    if finished.last is not None:
+        result["result"] = describe(finished.last, models[0].info)
     if stopped.startswith("lost: "):
         result["error"] = stopped[len("lost: ") :]
     if len(models) > 1:
@@ -89,7 +93,10 @@ def _model_facts(info):
         "input_dtype": info.input_dtype,
         "quantization": info.quantization,
         "output": info.output_kind,
+        "output_name": info.output_name,
         "num_classes": info.num_classes,
+        "labels": info.labels_from,
+        "runtime": info.runtime,
         "macs": info.macs,
     }
 
@@ -102,6 +109,7 @@ def format_summary(result):
             f"garden-edge: {result['frames']} frames, {result['fps']:.1f} FPS ({result['stopped']}), "
             f"{result['threads']} thread(s), model {model['name']} [{model['quantization']}]"
         ),
+        *([f"result: {_result_text(result['result'])}"] if "result" in result else []),
         f"{'stage':<12} {'median ms':>10} {'p90 ms':>10} {'share':>7}",
     ]
     total = result["total"] or sum(result[s] for s in STAGES) or 1.0
@@ -115,3 +123,10 @@ def format_summary(result):
             macs = f"{facts['macs'] / 1e9:.3f}" if facts["macs"] else "n/a"
             lines.append(f"{Path(facts['path']).stem[:34]:<34} {ms:>12.2f} {macs:>8}")
     return "\n".join(lines)
+
+
+def _result_text(described):
+    """The last frame's result in words: top-k, or the classes by area (and the foreground share)."""
+    pairs = described.get("top") or described.get("classes") or []
+    text = ", ".join(f"{name} {100 * share:.1f}%" for name, share in pairs[:5])
+    return f"foreground {100 * described['foreground']:.1f}% ({text})" if "foreground" in described else text

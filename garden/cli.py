@@ -10,6 +10,7 @@ import importlib.metadata
 import os
 import sys
 
+from garden.console import note, print_json
 from garden.errors import GardenError, UsageError
 from garden.options import parse_setting, parse_size
 
@@ -93,11 +94,8 @@ def add_profile(commands):
 
 def run_profile(args):
     from garden import profiler
-    from garden._files import check_writable
 
-    if args.plot:
-        check_writable(args.plot)
-    result = profiler.profile(build_model(args.model, args.input_size, **model_options(args)))
+    (result,) = _profiles(args, [args.model], model_options(args))
     if args.json:
         print(profiler.to_json(result))
     elif args.csv:
@@ -109,11 +107,7 @@ def run_profile(args):
     if args.separable:
         print()
         print(profiler.separable_markdown(profiler.separable_comparison(result)))
-    if args.plot:
-        from garden.profiler.plots import plot_layers
-
-        plot_layers(result, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+    _plot(args, "plot_layers", result)
 
 
 def add_compare(commands):
@@ -121,27 +115,47 @@ def add_compare(commands):
     p.add_argument("models", nargs="+", help="registered model names")
     p.add_argument("--input-size", help="N, HxW or HxWxC (default: each model's own)")
     p.add_argument("--plot", metavar="PNG", help="write the comparison chart")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run_compare)
 
 
 def run_compare(args):
+    results = _profiles(args, args.models)
+    rows = [_compare_row(result) for result in results]
+    if args.json:
+        print_json(rows)
+    else:
+        print("| model | input | params | MACs | activation memory (MB) |")
+        print("|---|---|---|---|---|")
+        for row in rows:
+            figures = f"{row['params']:,} | {row['macs']:,} | {row['memory_mb']:,.2f}"
+            print(f"| {row['model']} | {row['input']} | {figures} |")
+    _plot(args, "plot_compare", results)
+
+
+def _profiles(args, names, overrides=None):
+    """The profiles of ``names`` at ``--input-size`` (with builder ``overrides``), once ``--plot`` is known writable."""
     from garden import profiler
     from garden._files import check_writable
 
     if args.plot:
         check_writable(args.plot)
-    results = [profiler.profile(build_model(name, args.input_size)) for name in args.models]
-    print("| model | input | params | MACs | activation memory (MB) |")
-    print("|---|---|---|---|---|")
-    for r in results:
-        t = r.total
-        size = "x".join(map(str, r.input_shape))
-        print(f"| {r.model} | {size} | {t['params']:,} | {t['macs']:,} | {t['memory_kb'] / 1024:,.2f} |")
-    if args.plot:
-        from garden.profiler.plots import plot_compare
+    return [profiler.profile(build_model(name, args.input_size, **(overrides or {}))) for name in names]
 
-        plot_compare(results, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+
+def _plot(args, chart, figures):
+    """``--plot``: draw ``chart`` (a function of ``garden.profiler.plots``) of ``figures``."""
+    if args.plot:
+        from garden.profiler import plots
+
+        getattr(plots, chart)(figures, args.plot)
+        note(f"wrote {args.plot}")
+
+
+def _compare_row(result):
+    totals, size = result.total, "x".join(map(str, result.input_shape))
+    row = {"model": result.model, "input": size, "params": totals["params"], "macs": totals["macs"]}
+    return {**row, "memory_mb": round(totals["memory_kb"] / 1024, 3)}
 
 
 def add_cost(commands):
@@ -150,6 +164,7 @@ def add_cost(commands):
     p.add_argument("--filters", type=int, required=True, help="output channels N")
     p.add_argument("--kernel", type=int, required=True, help="kernel size K")
     p.add_argument("--reduce", type=int, help="channels of a 1x1 bottleneck before the KxK convolution")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run_cost)
 
 
@@ -162,11 +177,18 @@ def run_cost(args):
     n, k = args.filters, args.kernel
     standard = conv_macs(height, width, channels, n, k)
     separable = separable_macs(height, width, channels, n, k)
+    if args.reduce:
+        reduced = (conv_macs(height, width, channels, args.reduce, 1), conv_macs(height, width, args.reduce, n, k))
+    if args.json:
+        figures = {"input": [height, width, channels], "filters": n, "kernel": k, "standard_macs": standard}
+        figures.update(separable_macs=separable, separable_ratio=separable / standard)
+        if args.reduce:
+            figures.update(reduce=args.reduce, reduced_macs=sum(reduced))
+        return print_json(figures)
     print(f"{height}x{width}x{channels} -> {n} filters of {k}x{k} ('same' padding, stride 1)")
     print(f"standard convolution:        {standard:>15,} multiply-adds")
     if args.reduce:
-        first = conv_macs(height, width, channels, args.reduce, 1)
-        second = conv_macs(height, width, args.reduce, n, k)
+        first, second = reduced
         print(
             f"1x1 to {args.reduce} channels, then {k}x{k}: {first + second:>12,} multiply-adds "
             f"({first:,} + {second:,}; {standard / (first + second):.1f}x fewer)"
@@ -217,10 +239,34 @@ def build_parser(command=None):
     for module in command_modules():
         if command in module.COMMANDS:
             module.add_commands(commands)
+            for name in module.COMMANDS:
+                add_output_options(commands.choices[name])
         else:
             for name, help_text in module.COMMANDS.items():
                 commands.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def add_output_options(parser):
+    """``--quiet`` and ``--verbose`` on every command (on each leaf of one with subcommands)."""
+    nested = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if nested:
+        for leaf in nested[0].choices.values():
+            add_output_options(leaf)
+        return
+    output = parser.add_argument_group("output").add_mutually_exclusive_group()
+    output.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    output.add_argument(
+        "-v", "--verbose", action="store_true", help="also show what TensorFlow and the converters print"
+    )
+
+
+def _output(args):
+    """The command's terminal: libraries' output captured when run as a program (see garden.console)."""
+    from garden import console
+
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    return console.command_output(quiet=quiet, verbose=verbose, capture=args.from_command_line)
 
 
 def _command(argv):
@@ -234,11 +280,16 @@ def main(argv=None):
     try:
         args = build_parser(_command(arguments)).parse_args(arguments)
         args.argv, args.from_command_line = arguments, argv is None
-        if args.command not in ("models", "cost"):
-            from garden._quiet import import_keras_quietly
+        with _output(args):
+            if args.command not in ("models", "cost"):
+                from garden._quiet import import_keras_quietly
 
-            import_keras_quietly()
-        args.run(args)
+                import_keras_quietly()
+            args.run(args)
+    except BrokenPipeError:  # the reader of stdout left (`garden models | head`): not an error of ours
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), sys.stdout.fileno())
+        return 141
     except (GardenError, UnknownModelError, UnknownArgumentError, OSError) as error:
         if os.environ.get("GARDEN_DEBUG"):
             raise
@@ -247,6 +298,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("garden: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001  (a fault of garden's, or beneath it: one line, not a trace)
+        if os.environ.get("GARDEN_DEBUG"):
+            raise
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        print(f"garden: internal error: {type(error).__name__}: {first} (GARDEN_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
     return 0
 
 

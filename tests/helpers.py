@@ -163,13 +163,15 @@ def write_video(path, frames=24, fps=12, draw=draw_frame, codec="mp4v"):
     return path
 
 
-def _prototype_weights(scale=8.0):
-    kernel = (2 * scale * PROTOTYPES.T)[None, None]  # 1 x 1 x 3 x K
-    bias = -scale * (PROTOTYPES**2).sum(axis=1)
-    return kernel, bias
+def prototype_weights(prototypes=PROTOTYPES, scale=8.0):
+    """1x1-convolution kernel (1 x 1 x 3 x K) and bias of the nearest-prototype classifier above."""
+    kernel = (2 * scale * prototypes.T)[None, None]
+    bias = -scale * (prototypes**2).sum(axis=1)
+    return kernel.astype(np.float32), bias.astype(np.float32)
 
 
-def _edge_convert(model, path, int8=None, sidecar=None, samples=None):
+def edge_convert(model, path, int8=None, sidecar=None, samples=None):
+    """``model`` converted to TFLite at ``path`` (int8 weights and I/O of type ``int8`` when given), its sidecar."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -216,7 +218,7 @@ def build_models(folder):
 
     folder = Path(folder)
     folder.mkdir(exist_ok=True)
-    kernel, bias = _prototype_weights()
+    kernel, bias = prototype_weights()
     samples = [cv2.resize(draw_frame(i)[0][..., ::-1], (SIZE, SIZE)).astype(np.float32) / 255 for i in range(16)]
 
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -238,24 +240,33 @@ def build_models(folder):
     vector = keras.Model(vec_in, keras.layers.Dense(2)(vec_in))
     seg_sidecar, int8_sidecar = (_edge_sidecar("segmentation", "logits", q, SIZE, macs) for q in ("fp32", "int8"))
     return {
-        "float": str(_edge_convert(seg, folder / "seg_float.tflite", sidecar=seg_sidecar)),
-        "int8": str(_edge_convert(seg, folder / "seg_int8.tflite", tf.int8, int8_sidecar, samples)),
-        "uint8": str(_edge_convert(seg, folder / "seg_uint8.tflite", tf.uint8, None, samples)),
-        "class_map": str(_edge_convert(cmap, folder / "seg_class_map.tflite")),
+        "float": str(edge_convert(seg, folder / "seg_float.tflite", sidecar=seg_sidecar)),
+        "int8": str(edge_convert(seg, folder / "seg_int8.tflite", tf.int8, int8_sidecar, samples)),
+        "uint8": str(edge_convert(seg, folder / "seg_uint8.tflite", tf.uint8, None, samples)),
+        "class_map": str(edge_convert(cmap, folder / "seg_class_map.tflite")),
         "classifier": str(
-            _edge_convert(
+            edge_convert(
                 cls, folder / "cls_float.tflite", sidecar=_edge_sidecar("classification", "logits", "fp32", 32, 12)
             )
         ),
-        "vector": str(_edge_convert(vector, folder / "vector.tflite")),
+        "vector": str(edge_convert(vector, folder / "vector.tflite")),
     }
 
 
 def garden_edge(*args, timeout=120):
     """Run ``python -m edge_app`` in a subprocess (as a user would); returns CompletedProcess."""
+    return run_program("edge_app", *args, timeout=timeout)
+
+
+def garden_command(*args, timeout=300):
+    """Run ``python -m garden`` in a subprocess (as a user would); returns CompletedProcess."""
+    return run_program("garden", *args, timeout=timeout)
+
+
+def run_program(module, *args, timeout):
     env = dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG="")
     return subprocess.run(
-        [sys.executable, "-m", "edge_app", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         check=False,
         capture_output=True,
         text=True,

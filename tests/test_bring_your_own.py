@@ -251,7 +251,9 @@ def test_train_with_set_backbone(tmp_path, capsys):
         cv2.imwrite(str(tmp_path / "data" / "images" / f"{index}.png"), image[..., ::-1])
         cv2.imwrite(str(tmp_path / "data" / "masks" / f"{index}.png"), mask)
     argv = ("train", "deeplabv3plus", "--data", tmp_path / "data", "--set", "backbone=resnet50", "--epochs", 1)
-    code, _, err = run(capsys, *argv, "--input-size", 32, "--batch-size", 4, "--out", tmp_path / "run", "--verbose", 0)
+    code, _, err = run(
+        capsys, *argv, "--input-size", 32, "--batch-size", 4, "--out", tmp_path / "run", "--progress", "none"
+    )
     assert code == 0, err
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["settings"]["model_options"] == {"backbone": "resnet50"}

@@ -118,6 +118,22 @@ def test_onnx_every_quant(tiny_classifier, tmp_path, quant):
     assert set(report["latency"]) == {"onnxruntime_1_thread", f"onnxruntime_{check.all_threads()}_threads"}
 
 
+def test_onnx_int8_convolutions_run_as_integer_ops(tiny_classifier, tmp_path):
+    """uint8 activations, int8 weights: onnxruntime fuses every convolution into QLinearConv on x86
+    (with int8 activations its optimizer leaves convolutions in float between (de)quantize nodes)."""
+    import onnx
+    import onnxruntime as ort
+
+    result = deploy.export(
+        tiny_classifier, format="onnx", quant="int8", calib="digits", out=tmp_path, calib_count=16, repeats=2
+    )
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(result.path), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearConv") == 3 and "Conv" not in ops, ops
+
+
 def test_segmenter_class_map_int8_io(tiny_segmenter, tmp_path):
     data = shapes_segmentation(num_images=8, size=32)
     result = deploy.export(tiny_segmenter, quant="int8-io", output="class_map", calib=data, out=tmp_path, repeats=2)

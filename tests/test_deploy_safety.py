@@ -126,6 +126,7 @@ def test_python_optimize_refuses_bad_numbers(no_work, tmp_path, settings, argume
         (("--alpha", "0"), "--alpha"),
         (("--input-size", "16"), "--input-size"),
         (("--repeats", "0"), "--repeats"),
+        (("--per-op",), "--per-op"),  # --quick shortens the single-layer sweep --per-op replaces
     ],
 )
 def test_bench_separable_numbers_are_checked(no_work, capsys, tmp_path, options, option):

@@ -192,7 +192,8 @@ def make_folder(root, broken=False, empty_class=False):
         (lambda p: p / "nowhere", [], "does not exist"),
         (lambda p: p.mkdir() or p, [], "is empty"),
         (lambda p: make_folder(p, empty_class=True), [], "class folder .*c has no images"),
-        (lambda p: make_folder(p, broken=True), ["--batch-size", "2"], "cannot decode image"),
+        (lambda p: make_folder(p, broken=True), ["--batch-size", "2"], "no file of data-train can be decoded"),
+        (lambda p: make_folder(p, broken=True), ["--batch-size", "2", "--strict-data"], "cannot decode image"),
         (lambda p: make_folder(p), ["--batch-size", "64"], "batch size 64 is larger than the 5 training examples"),
         (lambda p: make_folder(p), ["--bogus"], "unrecognized arguments: --bogus"),
         (lambda p: make_folder(p), ["--warmup", "3", "--epochs", "2"], "warm-up of 3.0 epochs"),
@@ -212,13 +213,52 @@ def test_bad_input_one_line_exit_2_no_folder(tmp_path, capsys, setup, extra, mes
         "--epochs",
         "1",
         "--no-tensorboard",
-        "--verbose",
-        "0",
+        "--progress",
+        "none",
         *extra,
     )
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("garden: error:")
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+def folder_with_bad_files(root, good, bad):
+    """``good`` PNGs over two classes, then ``bad`` undecodable files: empty, text, a truncated PNG."""
+    for i in range(good):
+        write_png(root / "ab"[i % 2] / f"{i:03d}.png", 5 * i)
+    broken = [b"", b"plain text, not an image", cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1][:20].tobytes()]
+    paths = [root / "ab"[i % 2] / f"zz_bad_{i}.{'jpg' if i % 3 else 'png'}" for i in range(bad)]
+    for i, path in enumerate(paths):
+        path.write_bytes(broken[i % 3])
+    return paths
+
+
+def test_undecodable_files_are_skipped_and_named_once(tmp_path, capsys):
+    bad = folder_with_bad_files(tmp_path / "data", good=40, bad=3)
+    common = ["--out", str(tmp_path / "out"), "--epochs", "2", "--batch-size", "8", "--held-out", "0.25"]
+    code, err = call(capsys, "train", "lenet5", "--data", str(tmp_path / "data"), *common, "--no-tensorboard")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: skipped")]
+    named = {path.name for path in bad if path.name in " ".join(warnings)}
+    assert named == {path.name for path in bad}  # each bad file named, in the epoch it was first met
+    assert sum(int(line.split()[2]) for line in warnings) == 3  # counted once, not again in epoch 2
+    assert (tmp_path / "out" / "last.keras").is_file()
+
+
+def test_strict_data_stops_at_the_first_undecodable_file(tmp_path, capsys):
+    folder_with_bad_files(tmp_path / "data", good=40, bad=3)
+    code, err = call(
+        capsys, "train", "lenet5", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--strict-data"
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot decode image" in err and "zz_bad_" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_mostly_bad_files_stops_in_one_line(tmp_path, capsys):
+    folder_with_bad_files(tmp_path / "data", good=30, bad=12)
+    code, err = call(capsys, "train", "lenet5", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "cannot be decoded (more than 10%" in err and "right folder" in err
 
 
 def test_failed_run_leaves_an_existing_empty_folder_empty(tmp_path, capsys):

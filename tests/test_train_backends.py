@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def garden_train(*argv, env, timeout=300):
     )
 
 
-COMMON = ["lenet5", "--data", "digits", "--epochs", "1", "--verbose", "2", "--no-tensorboard"]
+COMMON = ["lenet5", "--data", "digits", "--epochs", "1", "--progress", "epoch", "--no-tensorboard"]
 
 
 @pytest.mark.slow
@@ -130,32 +131,52 @@ def test_multiworker_two_processes(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     out = tmp_path / "mw"
     argv = [*COMMON, "--strategy", "multiworker", "--batch-size", "32", "--out", str(out)]
-    workers = []
-    for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = environment("tensorflow", TF_CONFIG=config)
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "garden", "train", *argv],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+    configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(2)]
+    run_together(argv, [environment("tensorflow", TF_CONFIG=config) for config in configs])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["replicas"] == 2 and summary["epochs"] == 1 and summary["metrics"]["accuracy"] > 0.5
+    assert not (out / ".worker-1").exists()  # the non-chief worker's files are cleaned away
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_jax_data_parallel_across_two_processes(tmp_path):
+    """Two JAX processes on loopback train one model, each reading its half of every batch."""
+    from garden import load_model
+    from garden.data.sources import load_splits
+    from garden.data.base import to_model_input
+
+    (port,) = free_ports(1)
+    out = tmp_path / "jax2"
+    argv = [*COMMON, "--strategy", "jax-data-parallel", "--batch-size", "32", "--out", str(out), "--json"]
+    roles = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    envs = [environment("jax", **roles, KERAS_DISTRIBUTION_PROCESS_ID=str(index)) for index in range(2)]
+    summaries = [json.loads(stdout) for stdout in run_together(argv, envs)]
+    assert summaries[0]["metrics"] == summaries[1]["metrics"]  # one model, evaluated alike in both
+    assert summaries[0]["replicas"] == 2 and not (out / ".worker-1").exists()
+    # The accuracy is that of the saved model on the held-out split's full batches, recomputed here.
+    _, held_out = load_splits("digits")
+    count = len(held_out) // 32 * 32
+    images, labels = zip(*(held_out[i] for i in range(count)))
+    logits = load_model(out / "last.keras").predict(to_model_input(np.stack(images)), verbose=0)
+    assert summaries[0]["metrics"]["accuracy"] == pytest.approx(np.mean(np.argmax(logits, -1) == labels), abs=1e-6)
+
+
+def run_together(argv, envs, timeout=240):
+    """``garden train ARGV`` in one process per environment, all at once; their stdouts, each exit 0."""
+    command = [sys.executable, "-m", "garden", "train", *argv]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    workers = [subprocess.Popen(command, env=env, **pipes) for env in envs]
     try:
-        outputs = [worker.communicate(timeout=240) for worker in workers]
+        outputs = [worker.communicate(timeout=timeout) for worker in workers]
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
     for worker, (_, err) in zip(workers, outputs):
-        assert worker.returncode == 0, "\n".join(line for line in err.splitlines() if not line.startswith(" " * 6))[
-            -4000:
-        ]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["replicas"] == 2 and summary["epochs"] == 1 and summary["metrics"]["accuracy"] > 0.5
-    assert not (out / ".worker-1").exists()  # the non-chief worker's files are cleaned away
+        trace = "\n".join(line for line in err.splitlines() if not line.startswith(" " * 6))
+        assert worker.returncode == 0, trace[-4000:]
+    return [stdout for stdout, _ in outputs]
 
 
 def test_multiworker_needs_tf_config(tmp_path, capsys, monkeypatch):
@@ -171,3 +192,34 @@ def test_strategy_needs_its_backend(tmp_path, capsys):
 
     assert main(["train", *COMMON, "--strategy", "jax-data-parallel", "--out", str(tmp_path / "x")]) == 2
     assert "needs --backend jax" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_gpu_benchmark_tiny_mode_without_tensorflow(tmp_path):
+    """bench/gpu.py --tiny: every workload trains (the pipeline one through fit on garden's Batches), TF hidden."""
+    rows_path = tmp_path / "rows.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny", "--json", str(rows_path)],
+        env=environment("torch"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(rows_path.read_text())
+    assert [row["data"] for row in rows] == ["synthetic", "pipeline", "pipeline alone", "synthetic", "synthetic"]
+    for row in rows:
+        assert row["step_ms"] > 0
+        assert row["images_s"] == pytest.approx(1000 * row["batch"] / row["step_ms"])
+        assert f"| {row['workload']} | {row['data']} | {row['size']}x{row['size']} | {row['batch']} |" in done.stdout
+    assert "backend torch" in done.stdout and "tensorflow hidden" in done.stdout and "mixed_bfloat16" in done.stdout
+
+
+def test_multiworker_refuses_an_untested_keras():
+    from garden.errors import GardenError
+    from garden.train.distribute import check_patched_keras
+
+    check_patched_keras("3.15.1")
+    with pytest.raises(GardenError, match="untested on Keras 3.16.0: install keras==3.15.*"):
+        check_patched_keras("3.16.0")

@@ -33,7 +33,7 @@ def epochs_in(folder):
 def test_sigkill_then_resume(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*"lenet5 --data digits --epochs 2 --batch-size 16 --out".split(), str(out)]
-    argv += ["--verbose", "2", "--no-tensorboard"]
+    argv += ["--progress", "epoch", "--no-tensorboard"]
     process = subprocess.Popen(
         garden_command(*argv), env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -401,8 +401,8 @@ def test_interrupt_on_the_command_line_exits_130_and_leaves_an_existing_folder_e
             "8",
             "--epochs",
             "2",
-            "--verbose",
-            "0",
+            "--progress",
+            "none",
             "--no-tensorboard",
         ]
     )
@@ -624,7 +624,7 @@ def kill_when(process, ready, deadline_s=120):
 def test_killed_runs_leave_no_temporary_after_the_next_resume(tmp_path):
     out = tmp_path / "run"
     argv = [*"lenet5 --data digits --epochs 4 --batch-size 64 --out".split(), str(out)]
-    argv += ["--resume", "--verbose", "0", "--no-tensorboard"]
+    argv += ["--resume", "--progress", "none", "--no-tensorboard"]
     moment = random.Random(22)
     started = {}
     triggers = [

@@ -14,6 +14,7 @@ Segmentation applies the same geometry to the mask (nearest neighbour, 255 = ign
 """
 
 import dataclasses
+import math
 
 import cv2
 import numpy as np
@@ -64,7 +65,7 @@ def parse_augment(spec):
             number = float(value) if value else DEFAULTS[name]
         except ValueError:
             raise GardenError(f"--augment: {item!r} needs a number after '='") from None
-        if number <= 0 or (name == "crop" and number > 1):
+        if not math.isfinite(number) or number <= 0 or (name == "crop" and number > 1):
             raise GardenError(f"--augment: {item!r} is out of range")
         values[name] = number
     return Augment(**values)

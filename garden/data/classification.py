@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from garden.data.base import ArrayExamples, FileExamples
-from garden.errors import GardenError
+from garden.errors import GardenError, UnreadableFile
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -41,7 +41,7 @@ def read_image(path):
     """Decode an image file as uint8 RGB ``H x W x 3``; an undecodable file raises ``GardenError``."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise GardenError(f"cannot decode image {path}")
+        raise UnreadableFile(path, f"cannot decode image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from garden.data.base import IGNORE_LABEL, Examples
-from garden.errors import GardenError
+from garden.errors import GardenError, UnreadableFile
 
 VOC_CLASSES = (
     "background",
@@ -66,7 +66,7 @@ def read_image(path):
         raise GardenError(f"image {path} does not exist")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise GardenError(f"cannot read image {path}: missing, empty or not an image")
+        raise UnreadableFile(path, f"cannot read image {path}: missing, empty or not an image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -79,7 +79,7 @@ def read_mask(path):
             mode = opened.mode
             mask = np.asarray(opened)
     except (OSError, ValueError) as error:
-        raise GardenError(f"cannot read mask {path}: {error}") from None
+        raise UnreadableFile(path, f"cannot read mask {path}: {error}") from None
     if mode in ("P", "L", "I;16", "I"):
         if mask.max(initial=0) > 255:
             raise GardenError(f"mask {path} has labels above 255")

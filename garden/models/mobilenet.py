@@ -32,7 +32,7 @@ from garden.layers import (
 )
 from garden.models._common import classifier
 from garden.models._dilation import OutputStride
-from garden.models.transfer import copy_pairs
+from garden.models.transfer import block_pairs, copy_pairs
 
 # MobileNet V1, Table 1 by stage: (pointwise filters, stride of the first block, blocks)
 SEPARABLE_STAGES = ((64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 2, 6), (1024, 2, 2))
@@ -82,19 +82,9 @@ def build_mobilenet_v1(inputs, *, alpha=1.0, output_stride=32):
 
 
 def _mobilenet_v1_pairs():
-    pairs = [("stem_conv", "conv1"), ("stem_bn", "conv1_bn")]
-    block_id = 0
-    for stage, (_, _, blocks) in enumerate(SEPARABLE_STAGES, start=1):
-        for block in range(1, blocks + 1):
-            block_id += 1
-            ours = f"stage{stage}_block{block}"
-            pairs += [
-                (f"{ours}_dw", f"conv_dw_{block_id}"),
-                (f"{ours}_dw_bn", f"conv_dw_{block_id}_bn"),
-                (f"{ours}_pw_conv", f"conv_pw_{block_id}"),
-                (f"{ours}_pw_bn", f"conv_pw_{block_id}_bn"),
-            ]
-    return [*pairs, ("predictions", "conv_preds")]
+    parts = [("dw", "conv_dw_{}"), ("dw_bn", "conv_dw_{}_bn"), ("pw_conv", "conv_pw_{}"), ("pw_bn", "conv_pw_{}_bn")]
+    blocks = block_pairs([blocks for _, _, blocks in SEPARABLE_STAGES], lambda k: k + 1, parts)
+    return [("stem_conv", "conv1"), ("stem_bn", "conv1_bn"), *blocks, ("predictions", "conv_preds")]
 
 
 def transfer_mobilenet_v1(model, reference):
@@ -161,21 +151,17 @@ def build_mobilenet_v2(inputs, *, alpha=1.0, output_stride=32, features_only=Fal
 
 
 def _mobilenet_v2_pairs():
-    pairs = [("stem_conv", "Conv1"), ("stem_bn", "bn_Conv1")]
-    block_id = 0
-    for stage, (_, _, blocks, _) in enumerate(INVERTED_RESIDUAL_STAGES, start=1):
-        for block in range(1, blocks + 1):
-            ours, theirs = f"stage{stage}_block{block}", f"block_{block_id}" if block_id else "expanded_conv"
-            pairs += [
-                (f"{ours}_expand_conv", f"{theirs}_expand"),
-                (f"{ours}_expand_bn", f"{theirs}_expand_BN"),
-                (f"{ours}_dw", f"{theirs}_depthwise"),
-                (f"{ours}_dw_bn", f"{theirs}_depthwise_BN"),
-                (f"{ours}_project_conv", f"{theirs}_project"),
-                (f"{ours}_project_bn", f"{theirs}_project_BN"),
-            ]
-            block_id += 1
-    return [*pairs, ("final_conv", "Conv_1"), ("final_bn", "Conv_1_bn"), ("predictions", "predictions")]
+    counts = [blocks for _, _, blocks, _ in INVERTED_RESIDUAL_STAGES]
+    blocks = block_pairs(counts, lambda k: f"block_{k}" if k else "expanded_conv", inverted_residual_parts("BN"))
+    head = [("final_conv", "Conv_1"), ("final_bn", "Conv_1_bn"), ("predictions", "predictions")]
+    return [("stem_conv", "Conv1"), ("stem_bn", "bn_Conv1"), *blocks, *head]
+
+
+def inverted_residual_parts(bn):
+    """An inverted residual's layers as ``(garden part, keras.applications template)``; ``bn``: their suffix."""
+    ours = ("expand_conv", "expand_bn", "dw", "dw_bn", "project_conv", "project_bn")
+    theirs = ("expand", f"expand_{bn}", "depthwise", f"depthwise_{bn}", "project", f"project_{bn}")
+    return [(part, "{}_" + template) for part, template in zip(ours, theirs)]
 
 
 def transfer_mobilenet_v2(model, reference):

@@ -25,8 +25,8 @@ from keras import layers
 from garden.layers import activation, conv_norm_act, make_divisible
 from garden.models._common import classifier
 from garden.models._dilation import OutputStride
-from garden.models.mobilenet import inverted_residual
-from garden.models.transfer import copy_pairs
+from garden.models.mobilenet import inverted_residual, inverted_residual_parts
+from garden.models.transfer import block_pairs, copy_pairs
 
 RE, HS = "relu", "hard_swish"
 
@@ -118,24 +118,14 @@ def _efficient_head(channels, dropout):
 
 
 def _pairs(blocks):
-    pairs = [("stem_conv", "conv"), ("stem_bn", "conv_bn")]
-    block_id = 0
-    for stage, rows in enumerate(blocks, start=1):
-        for block in range(1, len(rows) + 1):
-            ours, theirs = f"stage{stage}_block{block}", f"expanded_conv_{block_id}" if block_id else "expanded_conv"
-            pairs += [
-                (f"{ours}_expand_conv", f"{theirs}_expand"),
-                (f"{ours}_expand_bn", f"{theirs}_expand_bn"),
-                (f"{ours}_dw", f"{theirs}_depthwise"),
-                (f"{ours}_dw_bn", f"{theirs}_depthwise_bn"),
-                (f"{ours}_se_reduce", f"{theirs}_squeeze_excite_conv"),
-                (f"{ours}_se_expand", f"{theirs}_squeeze_excite_conv_1"),
-                (f"{ours}_project_conv", f"{theirs}_project"),
-                (f"{ours}_project_bn", f"{theirs}_project_bn"),
-            ]
-            block_id += 1
+    parts = [
+        *inverted_residual_parts("bn"),
+        ("se_reduce", "{}_squeeze_excite_conv"),
+        ("se_expand", "{}_squeeze_excite_conv_1"),
+    ]
+    pairs = block_pairs([len(rows) for rows in blocks], lambda k: f"expanded_conv_{k}" if k else "expanded_conv", parts)
     head = [("final_conv", "conv_1"), ("final_bn", "conv_1_bn"), ("head_fc", "conv_2"), ("predictions", "logits")]
-    return pairs + head
+    return [("stem_conv", "conv"), ("stem_bn", "conv_bn"), *pairs, *head]
 
 
 def transfer_large(model, reference):

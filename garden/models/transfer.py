@@ -37,6 +37,21 @@ def copy_pairs(model, reference, pairs):
     return model
 
 
+def block_pairs(block_counts, block_name, parts):
+    """``(ours, theirs)`` pairs for repeated blocks: ``stage{s}_block{b}_{part}`` against ``template``.
+
+    ``block_counts`` gives each stage's number of blocks; ``block_name(k)`` is the reference's name
+    of the ``k``-th block overall (from 0), filled into each ``(part, template)`` of ``parts``.
+    """
+    pairs, index = [], 0
+    for stage, count in enumerate(block_counts, start=1):
+        for block in range(1, count + 1):
+            theirs = block_name(index)
+            pairs += [(f"stage{stage}_block{block}_{part}", template.format(theirs)) for part, template in parts]
+            index += 1
+    return pairs
+
+
 def _copy_reshaped(target, source):
     target_weights, source_weights = target.get_weights(), source.get_weights()
     shapes = [w.shape for w in target_weights], [w.shape for w in source_weights]

@@ -1,6 +1,6 @@
 """``garden segment-classic METHOD image.jpg --out overlay.png``: the lecture's unsupervised methods."""
 
-import sys
+from garden.console import note
 
 COMMANDS = {
     "segment-classic": "unsupervised segmentation: k-means, mean-shift, SLIC, ...",
@@ -53,4 +53,4 @@ def run_segment_classic(args):
         with atomic_path(args.labels) as temporary:
             cv2.imwrite(temporary, result.labels.astype(np.uint16))
     boxes = f", {len(result.boxes)} boxes (drew {min(args.boxes, len(result.boxes))})" if len(result.boxes) else ""
-    print(f"{args.method}: {result.num_regions} regions{boxes} -> {args.out}", file=sys.stderr)
+    note(f"{args.method}: {result.num_regions} regions{boxes} -> {args.out}")

@@ -67,12 +67,16 @@ def dice_loss(y_true, logits, smooth=1.0, ignore_label=IGNORE_LABEL):
 class _SegmentationLoss(keras.losses.Loss):
     """Returns the already-averaged scalar, so Keras's own reduction leaves it unchanged."""
 
-    def __init__(self, ignore_label=IGNORE_LABEL, name=None, **kwargs):
+    def __init__(self, ignore_label=IGNORE_LABEL, name=None, options=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.ignore_label = int(ignore_label)
+        self.options = {key: float(value) for key, value in (options or {}).items()}
+        for key, value in self.options.items():
+            setattr(self, key, value)
 
     def get_config(self):
-        return {**super().get_config(), "ignore_label": self.ignore_label}
+        """The loss's own numbers (``options``) beside Keras's: ``cls(**config)`` rebuilds it."""
+        return {**super().get_config(), "ignore_label": self.ignore_label, **self.options}
 
 
 @keras.saving.register_keras_serializable(package="garden")
@@ -91,14 +95,10 @@ class DiceLoss(_SegmentationLoss):
     """:func:`dice_loss` as a Keras loss."""
 
     def __init__(self, smooth=1.0, ignore_label=IGNORE_LABEL, name="dice_loss", **kwargs):
-        super().__init__(ignore_label, name=name, **kwargs)
-        self.smooth = float(smooth)
+        super().__init__(ignore_label, name, {"smooth": smooth}, **kwargs)
 
     def call(self, y_true, y_pred):
         return dice_loss(y_true, y_pred, self.smooth, self.ignore_label)
-
-    def get_config(self):
-        return {**super().get_config(), "smooth": self.smooth}
 
 
 @keras.saving.register_keras_serializable(package="garden")
@@ -106,14 +106,10 @@ class FocalLoss(_SegmentationLoss):
     """:func:`focal_loss` as a Keras loss."""
 
     def __init__(self, gamma=2.0, alpha=1.0, ignore_label=IGNORE_LABEL, name="focal_loss", **kwargs):
-        super().__init__(ignore_label, name=name, **kwargs)
-        self.gamma, self.alpha = float(gamma), float(alpha)
+        super().__init__(ignore_label, name, {"gamma": gamma, "alpha": alpha}, **kwargs)
 
     def call(self, y_true, y_pred):
         return focal_loss(y_true, y_pred, self.gamma, self.alpha, self.ignore_label)
-
-    def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
 
 
 @keras.saving.register_keras_serializable(package="garden")
@@ -121,13 +117,9 @@ class CrossEntropyDice(_SegmentationLoss):
     """``pixel_cross_entropy + dice_weight * dice_loss``."""
 
     def __init__(self, dice_weight=1.0, ignore_label=IGNORE_LABEL, name="cross_entropy_dice", **kwargs):
-        super().__init__(ignore_label, name=name, **kwargs)
-        self.dice_weight = float(dice_weight)
+        super().__init__(ignore_label, name, {"dice_weight": dice_weight}, **kwargs)
 
     def call(self, y_true, y_pred):
         return pixel_cross_entropy(y_true, y_pred, self.ignore_label) + self.dice_weight * dice_loss(
             y_true, y_pred, ignore_label=self.ignore_label
         )
-
-    def get_config(self):
-        return {**super().get_config(), "dice_weight": self.dice_weight}

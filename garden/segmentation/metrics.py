@@ -90,8 +90,10 @@ def confusion_counts(y_true, logits, num_classes, ignore_label=IGNORE_LABEL):
 class _ConfusionMetric(keras.metrics.Metric):
     """Accumulates a confusion matrix over batches of ``(mask, logits)``."""
 
+    default_name = None
+
     def __init__(self, num_classes, ignore_label=IGNORE_LABEL, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
+        super().__init__(name=name or self.default_name, **kwargs)
         self.num_classes, self.ignore_label = int(num_classes), int(ignore_label)
         self.confusion = self.add_variable(
             shape=(self.num_classes, self.num_classes), initializer="zeros", name="confusion"
@@ -113,8 +115,7 @@ class _ConfusionMetric(keras.metrics.Metric):
 class MeanIoU(_ConfusionMetric):
     """Mean intersection-over-union over the classes that occur, ignoring ``ignore_label`` pixels."""
 
-    def __init__(self, num_classes, ignore_label=IGNORE_LABEL, name="mean_iou", **kwargs):
-        super().__init__(num_classes, ignore_label, name=name, **kwargs)
+    default_name = "mean_iou"
 
     def result(self):
         c = self.confusion
@@ -129,8 +130,7 @@ class MeanIoU(_ConfusionMetric):
 class PixelAccuracy(_ConfusionMetric):
     """Fraction of non-ignored pixels whose arg-max class is right."""
 
-    def __init__(self, num_classes, ignore_label=IGNORE_LABEL, name="pixel_accuracy", **kwargs):
-        super().__init__(num_classes, ignore_label, name=name, **kwargs)
+    default_name = "pixel_accuracy"
 
     def result(self):
         c = self.confusion

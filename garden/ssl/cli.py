@@ -10,9 +10,9 @@ For example::
 
 import ast
 import json
-import sys
 from pathlib import Path
 
+from garden.console import note, print_json
 from garden.errors import GardenError, UsageError
 from garden.options import number, positive_float, positive_int
 
@@ -45,6 +45,7 @@ def add_commands(commands):
         type=method_option,
         help="a builder argument of the method, e.g. temperature=0.2 or crop_scale=0.5,1.0 (repeatable)",
     )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run_ssl)
 
     p = commands.add_parser("ssl-eval", help=COMMANDS["ssl-eval"])
@@ -54,6 +55,7 @@ def add_commands(commands):
     p.add_argument("--data", help="data source (default: the one it was pre-trained on)")
     p.add_argument("--epochs", type=positive_int, default=30, help="fine-tuning epochs (default 30)")
     p.add_argument("--k", type=positive_int, default=20, help="neighbours of the k-NN vote (default 20)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run_ssl_eval)
 
 
@@ -84,7 +86,7 @@ def run_ssl(args):
     check_out(Path(args.out))
     options = dict(args.option)
     images, _, _, _, _ = load_split(args.data, args.size, args.limit, seed=args.seed)
-    print(f"pre-training {args.method} on {len(images)} unlabeled {args.data} images", file=sys.stderr)
+    note(f"pre-training {args.method} on {len(images)} unlabeled {args.data} images")
     result = pretrain(
         args.method,
         images,
@@ -118,6 +120,8 @@ def run_ssl(args):
         "images": len(images),
     }
     write_text(out / "ssl.json", json.dumps(record, indent=1) + "\n")
+    if args.json:
+        return print_json({**record, "final_loss": history["loss"][-1], "out": str(out)})
     print(
         f"{args.method}: final loss {history['loss'][-1]:.4f} after {result.seconds:.1f} s; wrote {out}/encoder.keras"
     )
@@ -174,10 +178,11 @@ def run_ssl_eval(args):
             result["accuracy"] = evaluate.linear_probe(train_f, train_y, test_f, test_y)
         else:
             result["accuracy"] = evaluate.knn_accuracy(train_f, train_y, test_f, test_y, k=args.k)
-        print(
-            f"{record['method']} {args.protocol}: test accuracy {result['accuracy']:.4f} "
-            f"({len(train_y)} labelled, {len(test_y)} test images)"
-        )
+        if not args.json:
+            print(
+                f"{record['method']} {args.protocol}: test accuracy {result['accuracy']:.4f} "
+                f"({len(train_y)} labelled, {len(test_y)} test images)"
+            )
     else:
         amount = evaluate.parse_labels(args.labels)
         subset = evaluate.label_subset(train_y, amount, seed=record["seed"])
@@ -187,9 +192,13 @@ def run_ssl_eval(args):
         result["labelled_images"] = int(len(subset))
         result["accuracy"] = evaluate.finetune(encoder, *labelled, **options)
         result["supervised_baseline"] = evaluate.supervised_baseline(record["backbone"], *labelled, **options)
-        print(f"| labels | images | {record['method']} fine-tuned | supervised from scratch |")
-        print("|---|---|---|---|")
-        print(f"| {args.labels} | {len(subset)} | {result['accuracy']:.4f} | {result['supervised_baseline']:.4f} |")
+        if not args.json:
+            print(f"| labels | images | {record['method']} fine-tuned | supervised from scratch |")
+            print("|---|---|---|---|")
+            scores = f"{result['accuracy']:.4f} | {result['supervised_baseline']:.4f}"
+            print(f"| {args.labels} | {len(subset)} | {scores} |")
     path = Path(args.run_dir) / "eval.json"
     previous = json.loads(path.read_text()) if path.is_file() else []
     write_text(path, json.dumps(previous + [result], indent=1) + "\n")
+    if args.json:
+        print_json(result)

@@ -10,10 +10,13 @@
   same from a random initialisation, so the gain of pre-training is the difference.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import layers
 
+from garden.console import keras_epochs, stage
 from garden.errors import GardenError
 
 
@@ -41,7 +44,8 @@ def recalibrate_batch_norm(model, images, count=512, seed=0):
 
 def extract_features(encoder, images, batch_size=256):
     """The encoder's feature vectors (N, D) of float images, in inference mode."""
-    return np.asarray(encoder.predict(images, batch_size=batch_size, verbose=0), dtype="float32")
+    with stage(f"features of {len(images)} images"):
+        return np.asarray(encoder.predict(images, batch_size=batch_size, verbose=0), dtype="float32")
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels, regularization=1.0):
@@ -84,7 +88,7 @@ def parse_labels(text):
         raise GardenError(f"--labels {text!r}: use a fraction such as 0.01 or 0.1, or N-per-class") from None
     if 0 < number < 1:
         return number
-    if number >= 1 and number == int(number):
+    if math.isfinite(number) and number >= 1 and number == int(number):
         return int(number)
     raise GardenError(f"--labels {text!r}: a fraction must be in (0, 1), a count a positive integer")
 
@@ -132,7 +136,8 @@ def finetune(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    model.fit(train_images, train_labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    shown = [keras_epochs(f"fine-tuning {model.name}", epochs)]
+    model.fit(train_images, train_labels, epochs=epochs, batch_size=batch_size, callbacks=shown, verbose=0)
     recalibrate_batch_norm(model, train_images, seed=seed)
     return float(model.evaluate(test_images, test_labels, batch_size=256, verbose=0)[1])
 

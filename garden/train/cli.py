@@ -10,12 +10,16 @@ import subprocess
 import sys
 
 from garden.cli import add_model_options, model_options
+from garden.console import note, print_json
 from garden.errors import UsageError
 from garden.options import fraction, non_negative_float, number, positive_float, positive_int
 
 SEED = number(int, 0, 2**32 - 1)
 
 BACKENDS = ("tensorflow", "jax", "torch")
+
+# --progress: Keras's verbose levels
+KERAS_PROGRESS = {"bar": 1, "epoch": 2, "none": 0}
 
 
 COMMANDS = {
@@ -66,12 +70,10 @@ def run_predict(args):
         else:
             areas = sorted(row["areas"].items(), key=lambda item: -item[1])
             print(f"{row['image']}: {row['overlay']} (" + ", ".join(f"{c} {a:.1%}" for c, a in areas[:3]) + ")")
-    print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
+    note(f"wrote {len(rows)} predictions to {args.out}")
 
 
 def run_evaluate(args):
-    import json
-
     from garden.data.sources import load_splits
     from garden.train import inference
 
@@ -79,7 +81,7 @@ def run_evaluate(args):
     _, held_out = load_splits(args.data, inference.task_of(model))  # the part garden train held out
     metrics = inference.evaluate(model, held_out)
     if args.json:
-        print(json.dumps({"model": name, "data": args.data, **metrics}))
+        print_json({"model": name, "data": args.data, **metrics})
         return
     print("| model | data | held-out examples | " + " | ".join(k for k in metrics if k != "examples") + " |")
     print("|---|---|---|" + "---|" * (len(metrics) - 1))
@@ -117,8 +119,14 @@ def add_train(commands):
     p.add_argument("--workers", type=positive_int, help="threads preparing batches (1)")
     p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bars, 2 one line per epoch")
     add_model_options(p, weights=True)
+    p.add_argument(
+        "--strict-data", action="store_true", help="stop at the first file that cannot be decoded (default: skip it)"
+    )
+    p.add_argument(
+        "--progress", choices=KERAS_PROGRESS, help="Keras's progress: a bar, one line an epoch, or none (default: bar)"
+    )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run_train)
 
 
@@ -151,6 +159,7 @@ def run_train(args):
         "cpu_replicas": args.cpu_replicas,
         "tensorboard": args.tensorboard,
         "model_options": architecture or None,
+        "strict_data": args.strict_data or None,
     }
     if args.input_size:
         options["input_size"] = parse_size(args.input_size, _default_channels(args.model))
@@ -159,9 +168,11 @@ def run_train(args):
         args.data,
         out=args.out,
         resume=args.resume,
-        verbose="auto" if args.verbose is None else args.verbose,
+        verbose=0 if args.quiet or args.json else KERAS_PROGRESS.get(args.progress, "auto"),  # stdout: JSON only
         **options,
     )
+    if args.json:
+        return print_json(summary)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
     print(
         f"{summary['model']} on {summary['data']}: {summary['epochs']} epochs in {summary['wall_s']:.1f} s; "
@@ -182,8 +193,11 @@ def _rerun_with_backend(args):
     environment = {**os.environ, "KERAS_BACKEND": args.backend}
     command = [sys.executable, "-m", "garden", *argv]
     if getattr(args, "from_command_line", False):
+        from garden.console import release_terminal
+
         sys.stdout.flush()
         sys.stderr.flush()
+        release_terminal()
         os.execve(sys.executable, command, environment)  # same process id: signals reach the training
     code = subprocess.call(command, env=environment)
     if code:

@@ -25,9 +25,15 @@ NEEDS_BACKEND = {"mirrored": "tensorflow", "multiworker": "tensorflow", "jax-dat
 class Plan:
     """Where training runs: a scope to build the model in, the replica count, who writes files."""
 
-    def __init__(self, name, strategy=None, replicas=1, worker=0, chief=True):
+    def __init__(self, name, strategy=None, replicas=1, worker=0, chief=True, processes=1):
         self.name, self.strategy, self.replicas = name, strategy, replicas
         self.worker, self.chief = worker, chief
+        self.processes = processes  # processes that each feed their own share of every batch (JAX)
+
+    @property
+    def shard(self):
+        """``(this process, processes)``: which share of each global batch this process reads."""
+        return (self.worker, self.processes) if self.processes > 1 else (0, 1)
 
     def scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
@@ -54,15 +60,20 @@ def prepare(name, batch_size, cpu_replicas=None):
     if name == "jax-data-parallel":
         if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
             keras.distribution.initialize()  # several hosts: addresses, count and id come from the environment
+        import jax
+
         devices = keras.distribution.list_devices()
         _divisible(batch_size, len(devices), name)
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        process = int(os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", 0))
-        return Plan(name, replicas=len(devices), worker=process, chief=process == 0)
+        # Each process reads its own share of every batch (Batches' shard); Keras joins the shares.
+        distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        keras.distribution.set_distribution(distribution)
+        process, processes = jax.process_index(), jax.process_count()
+        return Plan(name, replicas=len(devices), worker=process, chief=process == 0, processes=processes)
     import tensorflow as tf
 
     if name == "multiworker":
         worker, chief = _worker_role()
+        check_patched_keras()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         _patch_multiworker_reduce()
         _divisible(batch_size, strategy.num_replicas_in_sync, name)
@@ -86,6 +97,20 @@ def build_before_fit(model, batch):
     x, y = batch
     model._symbolic_build(data_batch=(x, y, None))
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+# The Keras releases whose private trainer functions the multiworker path patches, tested.
+PATCHED_KERAS = ("3.15.",)
+
+
+def check_patched_keras(version=None):
+    """``--strategy multiworker`` patches private Keras code (below): refuse a release it was not tested on."""
+    version = version or keras.__version__
+    if not version.startswith(PATCHED_KERAS):
+        raise GardenError(
+            f"--strategy multiworker patches Keras {', '.join(v + 'x' for v in PATCHED_KERAS)} internals and is "
+            f"untested on Keras {version}: install keras=={PATCHED_KERAS[-1]}* or use jax-data-parallel"
+        )
 
 
 def _patch_multiworker_reduce():

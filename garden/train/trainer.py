@@ -32,7 +32,7 @@ from garden.options import describe_range, in_range
 from garden.train import callbacks as cb
 from garden.train import distribute, report
 from garden.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, make_optimizer
-from garden.train.pipeline import Batches, predictions
+from garden.train.pipeline import Batches, ReportUnreadable, predictions
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -59,6 +59,7 @@ class Settings:
     cpu_replicas: int = None
     tensorboard: bool = True
     model_options: dict = None  # the builder's arguments (``--set``), ``weights``, ``backbone_weights``
+    strict_data: bool = False  # stop at the first undecodable file instead of skipping it
 
 
 # Recipes that reach their goal quickly; anything not named here takes the Settings defaults.
@@ -200,6 +201,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         _write_json(folder / "config.json", config)
         clock = lambda: wall_before + time.perf_counter() - started  # noqa: E731  (the run's wall time so far)
         guard, callbacks = _callbacks(folder, monitor, rows, s, saved, clock)
+        callbacks.append(ReportUnreadable(train_batches, test_batches))
         model.fit(
             train_batches,
             validation_data=test_batches,
@@ -211,6 +213,7 @@ def _run(model, name, data, s, out, previous, plan, verbose, started):
         if guard.failed:
             raise guard.error()
         summary = _finish(model, name, data, folder, test_batches, s, clock(), plan)
+        test_batches.report_unreadable()
     except BaseException as error:
         if cb.finished_epoch(folder) == initial_epoch:  # no epoch finished: leave the folder as it was
             claim.take_back()
@@ -247,6 +250,8 @@ def _prepare(model, data, s, plan):
             one_hot=one_hot,
             seed=s.seed,
             workers=s.workers,
+            strict=s.strict_data,
+            shard=plan.shard,
         )
         test_batches = Batches(
             test,
@@ -255,6 +260,8 @@ def _prepare(model, data, s, plan):
             one_hot=one_hot,
             workers=s.workers,
             drop_remainder=plan.name == "jax-data-parallel",
+            strict=s.strict_data,
+            shard=plan.shard,
         )
         if not len(test_batches):
             raise GardenError(f"the {len(test)} held-out examples are fewer than one batch of {s.batch_size}")
@@ -366,7 +373,7 @@ def _callbacks(folder, monitor, rows, s, saved, clock):
 
 def _finish(model, name, data, folder, test_batches, s, wall_s, plan):
     test = test_batches.examples
-    predicted, truth = predictions(model, test_batches)
+    predicted, truth = predictions(model, test_batches.whole())
     matrix = report.confusion(truth, predicted, test.num_classes)
     rows = cb.read_history(folder, s.epochs)
     title = f"{name} on {_data_name(data)}"

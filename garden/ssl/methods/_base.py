@@ -21,12 +21,21 @@ from garden.ssl.views import ViewRecipe, random_resized_crop
 class SSLModel(keras.Model):
     """Base class: ``encoder`` (kept after pre-training), ``ssl_loss(outputs)`` (the method's loss)."""
 
-    def __init__(self, *, input_shape, seed=0, crop_scale=None, **kwargs):
+    def __init__(self, *, backbone="small_cnn", input_shape=(32, 32, 3), seed=0, **kwargs):
         super().__init__(**kwargs)
+        self.backbone = backbone
         self.image_shape = tuple(input_shape)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.crop_scale = check_crop_scale(crop_scale)
+        self.crop_scale = None  # the pretext tasks set it: see crop_in_training
+
+    def new_encoder(self, input_shape=None, pooling="avg", any_size=False):
+        """A fresh ``backbone`` encoder for ``input_shape`` (the images' by default): see ``build_encoder``.
+
+        ``any_size=True`` leaves height and width open (tiles and patches smaller than the image).
+        """
+        shape = tuple(input_shape or self.image_shape)
+        return build_encoder(self.backbone, (None, None, shape[-1]) if any_size else shape, pooling=pooling)
 
     def crop_in_training(self, images, training):
         """A random resized crop of ``crop_scale`` of each image's area, in training only (no flip).
@@ -55,7 +64,7 @@ class SSLModel(keras.Model):
 
 
 def method(cls):
-    """Decorator: the builder of a method takes its class's constructor keywords and ``name``.
+    """Decorator: the builder of a method takes its constructor keywords, ``SSLModel``'s and ``name``.
 
     The decorated function holds only the docstring (the method's paper and options); the builder
     returns ``cls(**options).build_now()``.
@@ -63,12 +72,12 @@ def method(cls):
 
     def decorate(documented):
         name = documented.__name__.removeprefix("build_")
-        own = [
-            p
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind is not p.VAR_KEYWORD
-        ]
-        parameters = [p.replace(kind=p.KEYWORD_ONLY) for p in own]
+        parameters = {}
+        for klass in (k for k in cls.__mro__ if issubclass(k, SSLModel) and "__init__" in vars(k)):
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.name != "self" and p.kind is not p.VAR_KEYWORD:
+                    parameters.setdefault(p.name, p.replace(kind=p.KEYWORD_ONLY))
+        parameters = list(parameters.values())
         signature = inspect.Signature(
             [*parameters, inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=name)]
         )

@@ -12,7 +12,7 @@ from keras import layers
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import SSLModel, build_encoder, method, recipe
+from garden.ssl.methods._base import SSLModel, method, recipe
 from garden.ssl.views import ViewRecipe, make_view
 
 # ---------------------------------------------------------------- SwAV
@@ -29,22 +29,19 @@ class SwAV(SSLModel):
 
     def __init__(
         self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
         projection_units=(512, 128),
         num_prototypes=30,
         temperature=0.1,
         epsilon=0.05,
         sinkhorn_iterations=3,
         views=None,
-        seed=0,
         **kwargs,
     ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+        super().__init__(**kwargs)
         self.num_prototypes, self.temperature = num_prototypes, temperature
         self.epsilon, self.sinkhorn_iterations = epsilon, sinkhorn_iterations
         self.views = recipe(views, ViewRecipe())
-        self.encoder = build_encoder(backbone, input_shape)
+        self.encoder = self.new_encoder()
         self.projector = MLPHead(units=projection_units, name="projection_head")
         self.prototypes = layers.Dense(
             num_prototypes, use_bias=False, kernel_constraint=keras.constraints.UnitNorm(axis=0), name="prototypes"

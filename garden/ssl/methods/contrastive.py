@@ -17,7 +17,7 @@ from keras import layers, ops
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, method, recipe
+from garden.ssl.methods._base import MomentumTarget, SSLModel, method, recipe
 from garden.ssl.views import ViewRecipe, make_view
 
 # ---------------------------------------------------------------- CPC
@@ -26,28 +26,16 @@ from garden.ssl.views import ViewRecipe, make_view
 class CPC(SSLModel):
     """Predict the embeddings of the patches below from the context of the rows above (InfoNCE)."""
 
-    def __init__(
-        self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
-        patch=16,
-        stride=8,
-        steps=2,
-        context_units=256,
-        temperature=None,
-        views=None,
-        seed=0,
-        **kwargs,
-    ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+    def __init__(self, patch=16, stride=8, steps=2, context_units=256, temperature=None, views=None, **kwargs):
+        super().__init__(**kwargs)
         self.temperature = temperature
         self.views = None if views is None else recipe(views, ViewRecipe())
-        height, width = input_shape[0], input_shape[1]
+        height, width = self.image_shape[0], self.image_shape[1]
         self.rows, self.cols = (height - patch) // stride + 1, (width - patch) // stride + 1
         if patch > min(height, width) or self.rows < 2:
-            raise ValueError(f"cpc: patches of {patch} at stride {stride} give fewer than 2 rows in {input_shape}")
+            raise ValueError(f"cpc: patches of {patch} at stride {stride} give fewer than 2 rows in {self.image_shape}")
         self.patch, self.stride, self.steps = patch, stride, min(steps, self.rows - 1)
-        self.encoder = build_encoder(backbone, (None, None, input_shape[-1]))
+        self.encoder = self.new_encoder(any_size=True)
         self.context = layers.GRU(context_units, return_sequences=True, name="context_gru")
         self.predictors = [
             layers.Dense(self.encoder.output.shape[-1], use_bias=False, name=f"predict_{k}")
@@ -105,20 +93,11 @@ def build_cpc():
 class SimCLR(SSLModel):
     """Two views, encoder, projection head, NT-Xent with a temperature."""
 
-    def __init__(
-        self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
-        projection_units=(512, 128),
-        temperature=0.5,
-        views=None,
-        seed=0,
-        **kwargs,
-    ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+    def __init__(self, projection_units=(512, 128), temperature=0.5, views=None, **kwargs):
+        super().__init__(**kwargs)
         self.temperature = temperature
         self.views = recipe(views, ViewRecipe())
-        self.encoder = build_encoder(backbone, input_shape)
+        self.encoder = self.new_encoder()
         self.projector = MLPHead(units=projection_units, name="projection_head")
 
     def call(self, images, training=False):
@@ -147,27 +126,24 @@ class MoCoV2(MomentumTarget, SSLModel):
 
     def __init__(
         self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
         projection_units=(512, 128),
         queue_size=1024,
         temperature=0.2,
         momentum=0.99,
         total_steps=1000,
         views=None,
-        seed=0,
         **kwargs,
     ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+        super().__init__(**kwargs)
         self.temperature, self.momentum, self.total_steps = temperature, momentum, total_steps
         self.views = recipe(views, ViewRecipe(blur_probability=0.5))
-        self.encoder = build_encoder(backbone, input_shape)
+        self.encoder = self.new_encoder()
         self.projector = MLPHead(units=projection_units, name="projection_head")
-        self.key_encoder = build_encoder(backbone, input_shape)
+        self.key_encoder = self.new_encoder()
         self.key_projector = MLPHead(units=projection_units, name="key_projection_head")
         self.online_layers = [self.encoder, self.projector]
         self.target_layers = [self.key_encoder, self.key_projector]
-        queue = keras.random.normal((queue_size, projection_units[-1]), seed=seed)
+        queue = keras.random.normal((queue_size, projection_units[-1]), seed=self.seed)
         self.queue = self.add_weight(
             shape=(queue_size, projection_units[-1]),
             trainable=False,

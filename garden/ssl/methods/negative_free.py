@@ -12,7 +12,7 @@
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import MomentumTarget, SSLModel, build_encoder, method, recipe
+from garden.ssl.methods._base import MomentumTarget, SSLModel, method, recipe
 from garden.ssl.views import ViewRecipe, make_view
 
 # BYOL's two view distributions (Grill et al., 2020, Table 6): blur always in the first, rarely in
@@ -30,23 +30,20 @@ class BYOL(MomentumTarget, SSLModel):
 
     def __init__(
         self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
         projection_units=(512, 128),
         prediction_units=(512, 128),
         momentum=0.99,
         total_steps=1000,
         views=None,
-        seed=0,
         **kwargs,
     ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+        super().__init__(**kwargs)
         self.momentum, self.total_steps = momentum, total_steps
         self.views = tuple(recipe(views, default) for default in BYOL_VIEWS)
-        self.encoder = build_encoder(backbone, input_shape)
+        self.encoder = self.new_encoder()
         self.projector = MLPHead(units=projection_units, name="projection_head")
         self.predictor = MLPHead(units=prediction_units, name="prediction_head")
-        self.target_encoder = build_encoder(backbone, input_shape)
+        self.target_encoder = self.new_encoder()
         self.target_projector = MLPHead(units=projection_units, name="target_projection_head")
         self.online_layers = [self.encoder, self.projector]
         self.target_layers = [self.target_encoder, self.target_projector]
@@ -80,20 +77,11 @@ def build_byol():
 class BarlowTwins(SSLModel):
     """Two views' projections, their cross-correlation pushed to the identity."""
 
-    def __init__(
-        self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
-        projection_units=(512, 512, 512),
-        off_diagonal_weight=5e-3,
-        views=None,
-        seed=0,
-        **kwargs,
-    ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+    def __init__(self, projection_units=(512, 512, 512), off_diagonal_weight=5e-3, views=None, **kwargs):
+        super().__init__(**kwargs)
         self.off_diagonal_weight = off_diagonal_weight
         self.views = tuple(recipe(views, default) for default in BYOL_VIEWS)
-        self.encoder = build_encoder(backbone, input_shape)
+        self.encoder = self.new_encoder()
         self.projector = MLPHead(units=projection_units, name="projection_head")
 
     def call(self, images, training=False):
@@ -120,19 +108,10 @@ def build_barlow_twins():
 class SimSiam(SSLModel):
     """Projector and bottleneck predictor; each view's prediction regresses the other's projection."""
 
-    def __init__(
-        self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
-        projection_units=(512, 512, 512),
-        prediction_units=(128, 512),
-        views=None,
-        seed=0,
-        **kwargs,
-    ):
-        super().__init__(input_shape=input_shape, seed=seed, **kwargs)
+    def __init__(self, projection_units=(512, 512, 512), prediction_units=(128, 512), views=None, **kwargs):
+        super().__init__(**kwargs)
         self.views = recipe(views, ViewRecipe())
-        self.encoder = build_encoder(backbone, input_shape)
+        self.encoder = self.new_encoder()
         self.projector = MLPHead(units=projection_units, output_norm=True, name="projection_head")
         self.predictor = MLPHead(units=prediction_units, name="prediction_head")
 

@@ -24,7 +24,7 @@ from keras import layers, ops
 
 from garden.ssl import losses
 from garden.ssl.heads import MLPHead
-from garden.ssl.methods._base import SSLModel, build_encoder, check_square, method
+from garden.ssl.methods._base import SSLModel, check_crop_scale, check_square, method
 from garden.ssl.views import random_translate
 
 # ---------------------------------------------------------------- RotNet
@@ -33,12 +33,11 @@ from garden.ssl.views import random_translate
 class RotNet(SSLModel):
     """Predict the rotation (0, 90, 180, 270 degrees) of every image, shown in all four."""
 
-    def __init__(
-        self, backbone="small_cnn", input_shape=(32, 32, 3), hidden_units=256, crop_scale=None, seed=0, **kwargs
-    ):
-        check_square(input_shape, "rotnet")
-        super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
-        self.encoder = build_encoder(backbone, input_shape)
+    def __init__(self, hidden_units=256, crop_scale=None, **kwargs):
+        super().__init__(**kwargs)
+        check_square(self.image_shape, "rotnet")
+        self.crop_scale = check_crop_scale(crop_scale)
+        self.encoder = self.new_encoder()
         self.classifier = MLPHead(units=(hidden_units, 4), name="rotation_head")
 
     def call(self, images, training=False):
@@ -91,8 +90,6 @@ class Jigsaw(SSLModel):
 
     def __init__(
         self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
         num_permutations=64,
         hidden_units=512,
         gap=0.2,
@@ -101,29 +98,29 @@ class Jigsaw(SSLModel):
         crop_scale=None,
         reassemble=False,
         foreign_tiles=0,
-        seed=0,
         **kwargs,
     ):
-        check_square(input_shape, "jigsaw")
         if reassemble and upscale != 1:
             raise ValueError("reassemble=True takes no upscale (the tiles go back at the image's own size)")
         if not 0 <= foreign_tiles <= 8:
             raise ValueError(f"foreign_tiles must be 0 to 8 (of the 9 tiles), got {foreign_tiles}")
-        super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
+        super().__init__(**kwargs)
+        check_square(self.image_shape, "jigsaw")
+        self.crop_scale = check_crop_scale(crop_scale)
         self.num_permutations, self.gap, self.upscale = num_permutations, gap, upscale
         self.normalize_tiles, self.reassemble, self.foreign_tiles = normalize_tiles, reassemble, foreign_tiles
-        self.permutations = maximal_hamming_permutations(num_permutations, seed=seed)
-        self.cell = input_shape[0] * upscale // 3
+        self.permutations = maximal_hamming_permutations(num_permutations, seed=self.seed)
+        self.cell = self.image_shape[0] * upscale // 3
         self.tile = max(1, int(round(self.cell * (1.0 - gap))))
         self.margin = (self.cell - self.tile) // 2
         self.starts = [index * self.cell for index in range(3)]
         if reassemble:
             # The head reads the puzzle's whole feature map, so that it knows where each part sits.
-            self.trunk = build_encoder(backbone, input_shape, pooling=None)
+            self.trunk = self.new_encoder(pooling=None)
             pooled = layers.GlobalAveragePooling2D(name="avg_pool")(self.trunk.output)
             self.encoder = keras.Model(self.trunk.input, pooled, name=f"{self.trunk.name}_pooled")
         else:  # the tiles are smaller than the image, so the encoder takes any size
-            self.encoder = build_encoder(backbone, (None, None, input_shape[-1]))
+            self.encoder = self.new_encoder(any_size=True)
         self.classifier = MLPHead(units=(hidden_units, num_permutations), name="permutation_head")
 
     def call(self, images, training=False):
@@ -273,27 +270,17 @@ class Colorization(SSLModel):
     AB_SCALE = 110.0
     LOSSES = ("bins", "regression")
 
-    def __init__(
-        self,
-        backbone="small_cnn",
-        input_shape=(32, 32, 3),
-        decoder_filters=128,
-        loss="bins",
-        rebalance=0.5,
-        prior_momentum=0.99,
-        crop_scale=None,
-        seed=0,
-        **kwargs,
-    ):
-        super().__init__(input_shape=input_shape, seed=seed, crop_scale=crop_scale, **kwargs)
-        height, width = input_shape[0], input_shape[1]
+    def __init__(self, decoder_filters=128, loss="bins", rebalance=0.5, prior_momentum=0.99, crop_scale=None, **kwargs):
+        super().__init__(**kwargs)
+        self.crop_scale = check_crop_scale(crop_scale)
+        height, width = self.image_shape[0], self.image_shape[1]
         if height % 4 or width % 4:
-            raise ValueError(f"colorization needs a height and width divisible by 4, got {input_shape}")
+            raise ValueError(f"colorization needs a height and width divisible by 4, got {self.image_shape}")
         if loss not in self.LOSSES:
             raise ValueError(f"colorization loss must be one of {self.LOSSES}, got {loss!r}")
         self.loss_kind, self.rebalance, self.prior_momentum = loss, rebalance, prior_momentum
-        self.trunk = build_encoder(backbone, (height, width, 1), pooling=None)
-        rgb = keras.Input(shape=tuple(input_shape), name="rgb")
+        self.trunk = self.new_encoder((height, width, 1), pooling=None)
+        rgb = keras.Input(shape=self.image_shape, name="rgb")
         lightness = Lightness(name="lightness")(rgb)
         pooled = layers.GlobalAveragePooling2D(name="avg_pool")(self.trunk(lightness))
         self.encoder = keras.Model(rgb, pooled, name=f"{self.trunk.name}_lightness")
