@@ -1,9 +1,10 @@
 """Representative data for calibration and checking: any source the training engine reads.
 
 A source spec (``digits``, ``embedded``, ``cifar10:PATH``, a folder) is loaded through
-``garden.data.sources.load_source``; its images are resized to the model's input and converted to
-its input convention (float32 RGB or grey in [0, 1], ``garden.data.to_model_input``). Masks are
-resized with nearest neighbour so class indices survive.
+``garden.data.sources.load_source``; a plain folder of images or a ``.npy`` array, unlabelled,
+through ``garden.data.sources.load_images`` (calibration needs no labels). Images are resized to
+the model's input and converted to its input convention (float32 RGB or grey in [0, 1],
+``garden.data.to_model_input``). Masks are resized with nearest neighbour so class indices survive.
 """
 
 import cv2
@@ -14,9 +15,12 @@ from garden.errors import GardenError
 
 
 def load_source(spec, task=None):
-    """The training engine's loader (``garden.data.sources.load_source``)."""
+    """The training engine's loader (``garden.data.sources.load_source``), or unlabelled images."""
+    from garden.data.sources import is_unlabelled, load_images
     from garden.data.sources import load_source as engine_load
 
+    if is_unlabelled(spec):
+        return load_images(spec)
     return engine_load(spec, task=task)
 
 
@@ -33,7 +37,8 @@ def take(examples, count, seed=0):
 def prepare(examples, input_shape):
     """``(inputs, targets)``: inputs float32 ``(N, H, W, C)`` in [0, 1] at ``input_shape``.
 
-    Targets are class indices ``(N,)`` or nearest-neighbour-resized masks ``(N, H, W)`` uint8.
+    Targets are class indices ``(N,)`` or nearest-neighbour-resized masks ``(N, H, W)`` uint8;
+    None for unlabelled examples.
     """
     height, width, channels = input_shape
     if len(examples) == 0:
@@ -44,7 +49,7 @@ def prepare(examples, input_shape):
         if examples.task == "segmentation":
             target = cv2.resize(np.asarray(target, "uint8"), (width, height), interpolation=cv2.INTER_NEAREST)
         targets.append(target)
-    return to_model_input(np.stack(images)), np.asarray(targets)
+    return to_model_input(np.stack(images)), (None if examples.task is None else np.asarray(targets))
 
 
 def _resize_image(image, height, width, channels):

@@ -159,30 +159,50 @@ def compare(reference, artifact, targets, *, task, output_kind, num_classes):
     """The check numbers: quality of both (points, 0-100), drop, agreement and output differences.
 
     ``reference`` is the Keras model's logits; ``artifact`` the file's logits or class map.
+    ``targets`` None (unlabelled check data): no quality, agreement and differences only.
     """
     ref_class = np.argmax(reference, axis=-1)
     art_class = class_of(artifact, output_kind)
-    if task == "segmentation":
-        metric = "mean_iou"
+    metric = "mean_iou" if task == "segmentation" else "accuracy"
+    if targets is None:
+        float_quality = quality = None
+    elif task == "segmentation":
         float_quality = mean_iou(ref_class, targets, num_classes)
         quality = mean_iou(art_class, targets, num_classes)
     else:
-        metric = "accuracy"
         float_quality = float(np.mean(ref_class == targets))
         quality = float(np.mean(art_class == targets))
+    points = lambda value: None if value is None else round(100 * value, 3)  # noqa: E731
     result = {
         "metric": metric,
-        "float": round(100 * float_quality, 3),
-        "artifact": round(100 * quality, 3),
-        "drop": round(100 * (float_quality - quality), 3),
-        "agreement": round(100 * float(np.mean(ref_class == art_class)), 3),
-        "examples": len(targets),
+        "float": points(float_quality),
+        "artifact": points(quality),
+        "drop": None if quality is None else points(float_quality - quality),
+        "agreement": round(100 * agreement(reference, art_class), 3),
+        "examples": len(reference),
     }
     if output_kind == "logits":
         difference = np.abs(reference.astype("float64") - artifact.astype("float64"))
         result["max_abs_diff"] = float(difference.max())
         result["mean_abs_diff"] = float(difference.mean())
+        # relative to the spread of the model's own outputs: 3e-11 is everything when the logits span 1e-10
+        spread = float(np.ptp(reference)) if reference.size else 0.0
+        result["output_range"] = spread
+        result["max_rel_diff"] = float(difference.max() / spread) if spread > 0 else float("inf")
     return result
+
+
+def agreement(reference, predicted, tolerance=1e-5):
+    """The fraction of predictions that are a top-1 of ``reference``, ties within ``tolerance`` included.
+
+    ``tolerance`` is relative to the spread of the reference's scores: classes whose scores differ by
+    less (an untrained model, or a softmax near uniform) are both its top-1, so a file equal to the
+    model to rounding is in full agreement whichever of them its argmax picks.
+    """
+    reference = np.asarray(reference, dtype="float64")
+    picked = np.take_along_axis(reference, np.asarray(predicted)[..., None].astype("int64"), axis=-1)[..., 0]
+    spread = float(np.ptp(reference)) if reference.size else 0.0
+    return float(np.mean(picked >= reference.max(axis=-1) - tolerance * max(spread, 1e-30)))
 
 
 def check_masks(masks, num_classes, source):

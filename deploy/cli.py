@@ -9,6 +9,7 @@ from deploy.export import EXPORT_LIMITS, OUTPUT_KINDS
 from deploy.optimize import DEFAULT_QUANT, OPTIMIZE_LIMITS, TECHNIQUES
 from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS
 from deploy.separable import BENCH_LIMITS
+from garden.cli import add_model_options, model_options
 from garden.console import note, print_json
 from garden.errors import UsageError
 
@@ -25,6 +26,10 @@ EXPORT_SETTINGS = (
     "io_dtype",
     "calib_count",
     "check_count",
+    "input_scale",
+    "input_mean",
+    "input_std",
+    "model_options",
 )
 
 
@@ -42,7 +47,7 @@ def add_commands(commands):
 def add_export(commands):
     limit = EXPORT_LIMITS
     p = commands.add_parser("export", help=COMMANDS["export"])
-    p.add_argument("model", help="a registered model name or a .keras file")
+    p.add_argument("model", help="a registered model name or a .keras file (any Keras model)")
     p.add_argument("--format", default="tflite", choices=["tflite", "onnx"])
     p.add_argument(
         "--quant",
@@ -52,14 +57,20 @@ def add_export(commands):
     p.add_argument(
         "--input-size", type=limit["input_size"].argparse_type(), help="square input size N (default: the model's own)"
     )
-    p.add_argument("--calib", default="digits", help="representative data source (digits, embedded, a folder, ...)")
-    p.add_argument("--check", dest="check_data", help="data source the file is checked on (default: --calib)")
+    p.add_argument(
+        "--calib",
+        default="digits",
+        help="representative data: digits, embedded, a folder (labelled, or plain images), a .npy array",
+    )
+    p.add_argument(
+        "--check", dest="check_data", help="labelled data the file is checked on (default: --calib; agreement only)"
+    )
     p.add_argument(
         "--max-drop",
         type=limit["max_drop"].argparse_type(),
         help="fail, leaving no file, if accuracy/mean IoU drops more points (-100 to 100)",
     )
-    p.add_argument("--out", default=".", help="output folder")
+    p.add_argument("--out", default=".", help="output folder (created)")
     p.add_argument("--name", help="file stem (default MODEL_QUANT)")
     p.add_argument("--output", choices=OUTPUT_KINDS, help="what the file outputs (default logits)")
     p.add_argument("--io-dtype", choices=IO_DTYPES, help="integer input/output of --quant int8-io (default uint8)")
@@ -75,8 +86,21 @@ def add_export(commands):
     p.add_argument(
         "--steps", type=OPTIMIZE_LIMITS["steps"].argparse_type(), help="fine-tuning steps for --optimize (default 30)"
     )
+    p.add_argument("--scale", dest="input_scale", type=float, help="input: the file takes (pixel*scale-mean)/std")
+    p.add_argument("--mean", dest="input_mean", type=_values, help="input mean: one value or one per channel (a,b,c)")
+    p.add_argument("--std", dest="input_std", type=_values, help="input std: one value or one per channel")
+    add_model_options(p, weights=True)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run_export)
+
+
+def _values(text):
+    from deploy.user_model import parse_values
+
+    try:
+        return parse_values(text)
+    except Exception as error:  # noqa: BLE001  (argparse turns the ValueError into one line)
+        raise ValueError(str(error)) from None
 
 
 def add_bench(commands):
@@ -119,9 +143,13 @@ def given(args, names):
 
 def run_export(args):
     refuse_unused_options(args)
+    args.model_options = model_options(args) or None
     settings = given(args, EXPORT_SETTINGS)
     if args.optimize:
         from deploy.optimize import optimize_and_export
+
+        if settings.pop("model_options", None):
+            raise UsageError("--set, --weights and --backbone-weights do not combine with --optimize yet")
 
         result = optimize_and_export(args.model, technique=args.optimize, **settings, **given(args, ("steps",)))
     else:
@@ -130,6 +158,8 @@ def run_export(args):
         result = export(args.model, **settings)
     from deploy.report import to_markdown
 
+    for line in result.notes:
+        note(f"note: {line}")
     if args.json:
         print_json(result.report)
     else:

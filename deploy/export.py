@@ -10,7 +10,9 @@ one table, ``deploy.quantization.MODES``:
 - ``int8``: full integer, calibrated on representative data, float input and output;
 - ``int8-io``: full integer with integer input/output too (``uint8`` by default), the camera path.
 
-The output is logits or a class map (argmax in the graph), never a softmax, which int8 flattens.
+The output is logits or a class map (argmax in the graph); an int8 export of a softmax-ended model
+exports its logits (int8 flattens a softmax), a float export keeps the model as it is. The input
+is what the model takes, recorded in the sidecar (``deploy.user_model.input_normalization``).
 The converters' own intermediate files go to a scratch folder that the next export removes if
 this one is killed. Every option is checked before any work: a NaN, an out-of-range number or an
 option that means nothing in the chosen mode is a ``GardenError``, never silently changed.
@@ -27,15 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy import calibrate, check, report, sidecar
+from deploy import calibrate, check, report, sidecar, user_model
 from deploy.onnx_export import convert_onnx
 from deploy.quantization import CALIBRATED_QUANTS, IO_DTYPES, QUANTS  # noqa: F401  (deploy.QUANTS, the CLI's)
 from deploy.tflite import convert_tflite
-from garden._files import atomic_path, check_writable, process_alive, write_text
+from garden._files import atomic_path, created_folder, process_alive, write_text
 from garden.errors import GardenError
 from garden.options import describe_range, in_range, number
 
 FORMATS = ("tflite", "onnx")
+DEGENERATE_RANGE = 1e-6  # model outputs spanning less are noise in float32, and one level in int8
 OUTPUT_KINDS = ("logits", "class_map")
 
 
@@ -103,6 +106,7 @@ class ExportResult:
     sidecar_path: Path
     report: dict
     report_paths: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # one line each: what the export changed or assumed
 
 
 def export(
@@ -121,13 +125,20 @@ def export(
     calib_count=64,
     check_count=64,
     repeats=30,
+    input_scale=None,
+    input_mean=None,
+    input_std=None,
+    model_options=None,
 ):
     """Export ``model`` (a Keras model, a registered name or a ``.keras`` file); returns ``ExportResult``.
 
     ``calib`` and ``check_data`` are data source specs (``garden.data.sources``) or ``Examples``.
     ``max_drop`` (points of accuracy or mean IoU, -100..100) fails the export, leaving no file, when
     exceeded. ``io_dtype`` (``uint8`` when not given) is for ``quant="int8-io"`` only.
-    ``calib_count``/``check_count`` None: every example.
+    ``calib_count``/``check_count`` None: every example. ``calib`` may be unlabelled (a plain folder of
+    images, a ``.npy`` array); the file is then checked for agreement with the Keras model only.
+    ``input_scale``/``input_mean``/``input_std`` override the input normalisation read from the model.
+    ``model_options``: builder arguments of a registered model (``weights="imagenet"``, ``backbone=...``).
 
     >>> export("mobilenet_v2", quant="int8", input_size=96, calib="embedded", out="exports")
     """
@@ -151,7 +162,14 @@ def export(
         check_data=check_data,
         calib_count=calib_count,
         check_count=check_count,
+        keep_softmax=quant not in CALIBRATED_QUANTS,
+        normalization=(input_scale, input_mean, input_std),
+        model_options=model_options,
     )
+    if max_drop is not None and job.check_targets is None:
+        raise GardenError("--max-drop needs labelled check data: give --check a labelled source")
+    if format == "onnx" and quant == "int8-io" and not job.normalization.is_unit:
+        raise GardenError("ONNX int8-io files take pixels in [0, 1]; this model expects other input: use TFLite")
 
     def write(temporary):
         if format == "tflite":
@@ -176,29 +194,61 @@ class Job:
     check_inputs: np.ndarray
     check_targets: np.ndarray
     check_examples: object
+    normalization: user_model.Normalization = None
+    notes: list = field(default_factory=list)
 
 
-def prepare(model, *, input_size=None, calib="digits", check_data=None, calib_count=64, check_count=64):
+def prepare(
+    model,
+    *,
+    input_size=None,
+    calib="digits",
+    check_data=None,
+    calib_count=64,
+    check_count=64,
+    keep_softmax=False,
+    normalization=(None, None, None),
+    model_options=None,
+):
+    """The model resolved, its data at its input size; calibration and check inputs as the model takes them.
+
+    ``keep_softmax`` False: a softmax-ended model becomes its logits (a note says so).
+    ``normalization``: ``(scale, mean, std)`` overrides, None for the model's own.
+    """
     calib_examples = _examples(calib, None)
-    keras_model, model_name, task = resolve_model(model, input_size, calib_examples)
-    if calib_examples.task != task:
+    keras_model, model_name, task = resolve_model(model, input_size, calib_examples, model_options)
+    notes = []
+    if not keep_softmax and user_model.ends_in_softmax(keras_model):
+        keras_model = user_model.logits_model(keras_model)
+        notes.append(f"{model_name} ends in a softmax: the file outputs its logits (int8 would flatten the softmax)")
+    if calib_examples.task not in (None, task):
         raise GardenError(f"{model_name} is a {task} model but data source {calib!r} holds {calib_examples.task}")
     check_examples = calib_examples if check_data is None else _examples(check_data, task)
+    if check_data is not None and check_examples.task is None:
+        raise GardenError(
+            f"--check needs labelled data ({'class folders' if task == 'classification' else 'masks'}); "
+            f"{check_data} has none (unlabelled images calibrate: use --calib)"
+        )
     input_shape = tuple(int(v) for v in keras_model.input_shape[1:])
+    inputs = user_model.input_normalization(keras_model, input_shape[-1], *normalization)
+    if not inputs.is_unit:
+        notes.append(f"input: (pixel * {inputs.scale:.6g} - {list(inputs.mean)}) / {list(inputs.std)}, {inputs.source}")
     calib_inputs, calib_targets = calibrate.prepare(calibrate.take(calib_examples, calib_count), input_shape)
     check_inputs, check_targets = calibrate.prepare(calibrate.take(check_examples, check_count, seed=1), input_shape)
-    if task == "segmentation":  # mean IoU needs labelled pixels, each of a class the model has
+    if task == "segmentation" and check_targets is not None:  # mean IoU needs labelled pixels of the model's classes
         check.check_masks(check_targets, int(keras_model.output_shape[-1]), check_examples.name)
     return Job(
         keras_model,
         model_name,
         task,
         input_shape,
-        calib_inputs,
+        inputs.apply(calib_inputs),
         calib_targets,
-        check_inputs,
+        inputs.apply(check_inputs),
         check_targets,
         check_examples,
+        inputs,
+        notes,
     )
 
 
@@ -210,11 +260,8 @@ def write_checked(
     On any failure, a quality drop beyond ``max_drop`` included, nothing is left at ``path``.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise GardenError(f"output folder {path.parent} does not exist")
-    check_writable(path)
     fmt = path.suffix[1:]
-    with scratch_folder(), atomic_path(path) as temporary:
+    with created_folder(path.parent), scratch_folder(), atomic_path(path) as temporary:
         write(temporary)
         reference = job.model.predict(job.check_inputs, batch_size=16, verbose=0)
         runner = check.open_runner(temporary)
@@ -223,7 +270,9 @@ def write_checked(
         quality = check.compare(
             reference, artifact, job.check_targets, task=job.task, output_kind=output, num_classes=num_classes
         )
-        if max_drop is not None and not quality["drop"] <= max_drop:  # a NaN drop fails too
+        if max_drop is not None and not (
+            quality["drop"] is not None and quality["drop"] <= max_drop
+        ):  # a NaN drop fails too
             raise GardenError(
                 f"{path.name}: {quality['metric']} fell {quality['drop']:.2f} points "
                 f"({quality['float']:.2f} -> {quality['artifact']:.2f}), more than --max-drop {max_drop}; file removed"
@@ -238,6 +287,11 @@ def write_checked(
             repeats=repeats,
         )
         result["file"] = path.name
+        if quality.get("output_range", 1.0) < DEGENERATE_RANGE:
+            job.notes.append(
+                f"the Keras model's outputs span only {quality['output_range']:.3g}: an untrained model? "
+                "quantized or not, such outputs carry no ranking to check"
+            )
         result.update(extra or {})
         meta = _sidecar(
             job.model,
@@ -248,13 +302,14 @@ def write_checked(
             output,
             quantization or quant,
             job.check_examples,
+            job.normalization,
         )
         write_text(sidecar.sidecar_path(path), sidecar.dumps(meta))
     stem = path.with_suffix("")
     report_json, report_md = Path(f"{stem}.report.json"), Path(f"{stem}.report.md")
     write_text(report_json, report.dumps(result))
     write_text(report_md, report.to_markdown([result]) + "\n\n" + report.ops_markdown(result) + "\n")
-    return ExportResult(path, sidecar.sidecar_path(path), result, [report_json, report_md])
+    return ExportResult(path, sidecar.sidecar_path(path), result, [report_json, report_md], job.notes)
 
 
 def _check_choice(what, value, choices):
@@ -330,38 +385,38 @@ def _examples(source, task):
 # ---------------------------------------------------------------- the model
 
 
-def resolve_model(model, input_size=None, examples=None):
+def resolve_model(model, input_size=None, examples=None, model_options=None):
     """``(keras_model, name, task)`` from a Keras model, a ``.keras`` file or a registered name.
 
-    A registered model is built with as many classes as ``examples`` has, at ``input_size``.
+    A registered model is built with as many classes as ``examples`` has, at ``input_size``, with
+    ``model_options`` (builder arguments; a built model or a file takes none).
     """
     import keras
 
+    if model_options and (isinstance(model, keras.Model) or str(model).endswith(".keras")):
+        raise GardenError("builder arguments (--set, --weights) apply to a registered model name, not a built model")
     if isinstance(model, keras.Model):
         keras_model, name = model, model.name
     elif str(model).endswith(".keras"):
-        from garden import load_model
+        from garden.saving import load_model_file
 
-        if not Path(model).is_file():
-            raise GardenError(f"model file {model} does not exist")
-        keras_model = load_model(model, compile=False)
+        keras_model = load_model_file(model)
         name = Path(model).stem
     else:
-        keras_model, name = _build_registered(str(model), input_size, examples), str(model)
+        keras_model, name = _build_registered(str(model), input_size, examples, model_options), str(model)
         input_size = None
     if input_size is not None:
         keras_model = at_input_size(keras_model, input_size)
     task = "segmentation" if len(keras_model.output_shape) == 4 else "classification"
-    _refuse_softmax(keras_model, name)
     return keras_model, name, task
 
 
-def _build_registered(name, input_size, examples):
+def _build_registered(name, input_size, examples, model_options=None):
     """``garden.registry.build_model`` with the data's class count, at ``input_size`` (None: the model's own)."""
     from garden.registry import build_model, get_entry
 
     entry = get_entry(name)
-    overrides = {}
+    overrides = dict(model_options or {})
     if examples is not None and examples.num_classes and "num_classes" in entry.arguments:
         overrides["num_classes"] = examples.num_classes
     shape = None
@@ -389,21 +444,13 @@ def at_input_size(model, size):
     return resized
 
 
-def _refuse_softmax(model, name):
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    if type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax":
-        raise GardenError(
-            f"{name} ends in a softmax: export logits (classifier_activation=None), int8 flattens a softmax"
-        )
-
-
-def _sidecar(model, name, task, input_shape, input_dtype, output, quant, examples):
+def _sidecar(model, name, task, input_shape, input_dtype, output, quant, examples, normalization):
     from garden.profiler import profile
 
     totals = profile(model).total
     num_classes = int(model.output_shape[-1])
     names = examples.class_names if len(examples.class_names) == num_classes else ()
+    inputs = normalization or user_model.Normalization(1 / 255, (0.0,) * input_shape[-1], (1.0,) * input_shape[-1])
     return sidecar.sidecar(
         model_name=name,
         task=task,
@@ -415,4 +462,5 @@ def _sidecar(model, name, task, input_shape, input_dtype, output, quant, example
         quantization=quant,
         params=totals["params"],
         macs=totals["macs"],
+        normalization=(inputs.scale, inputs.mean, inputs.std),
     )

@@ -97,14 +97,21 @@ def to_markdown(reports):
         timings = list(r["latency"].values())
         q = r["quality"]
         diff = f"{q['max_abs_diff']:.3g}" if "max_abs_diff" in q else "-"
+        if "max_rel_diff" in q:
+            diff += f" ({q['max_rel_diff']:.1%} of range)"
         floating = ", ".join(f"{k} x{v}" for k, v in r["float_ops"].items()) or "none"
         lines.append(
             f"| {r['model']} | {r['format']} | {r['quantization']} | {r['size_bytes'] / 1024:,.1f} | "
             f"{timings[0]['median_ms']:.2f} / {timings[0]['p90_ms']:.2f} | "
-            f"{timings[1]['median_ms']:.2f} / {timings[1]['p90_ms']:.2f} | {q['metric']} | {q['float']:.2f} | "
-            f"{q['artifact']:.2f} | {q['drop']:+.2f} | {q['agreement']:.1f}% | {diff} | {floating} |"
+            f"{timings[1]['median_ms']:.2f} / {timings[1]['p90_ms']:.2f} | {q['metric']} | {_points(q['float'])} | "
+            f"{_points(q['artifact'])} | {_points(q['drop'], '+.2f')} | {q['agreement']:.1f}% | {diff} | {floating} |"
         )
     return "\n".join(lines)
+
+
+def _points(value, spec=".2f"):
+    """A quality figure, or ``-`` where the check data had no labels."""
+    return "-" if value is None else format(value, spec)
 
 
 def ops_markdown(report):

@@ -114,3 +114,26 @@ def write_text(path, text):
     """Atomically write ``text`` to ``path``."""
     with atomic_path(path) as temporary:
         Path(temporary).write_text(text)
+
+
+@contextlib.contextmanager
+def created_folder(folder):
+    """Create ``folder`` and its missing parents; if the block fails, remove those this call made (when empty).
+
+    Yields the folder. A folder that existed before is never removed, nor one something else filled.
+    """
+    folder = Path(folder)
+    made, probe = [], folder
+    while not probe.exists() and probe != probe.parent:
+        made.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OSError(f"cannot make folder {folder}: {probe} is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for path in made:  # innermost first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise

@@ -19,10 +19,14 @@ TASKS = ("classification", "segmentation", "ssl")
 
 @dataclass(frozen=True)
 class Weights:
-    """Where ImageNet weights come from: a ``keras.applications`` constructor and the layer mapping."""
+    """Where ImageNet weights come from: a ``keras.applications`` constructor and the layer mapping.
+
+    ``preprocessing`` is the constructor's ``preprocess_input`` mode (``garden.layers.INPUT_NORMALIZATIONS``).
+    """
 
     application: str
     transfer: str  # "module:function(garden_model, keras_model)"
+    preprocessing: str = "tf"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ _METHODS = {
 }
 
 _ENTRIES = []
+# keras.applications' preprocess_input mode per application (the rest: "tf", x / 127.5 - 1).
+_PREPROCESSING = {
+    **{name: "caffe" for name in ("VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152")},
+    **{name: "torch" for name in ("DenseNet121", "DenseNet169", "DenseNet201")},
+}
 
 
 def _model(name, task, family, published=None, weights=None, **architecture):
@@ -85,7 +94,9 @@ def _method(name, method):
 
 def _classifier(name, family, weights=None, **architecture):
     """A classification row; ``weights`` is ``(keras.applications name, "family:transfer")``."""
-    weights = Weights(weights[0], f"garden.models.{weights[1]}") if weights else None
+    weights = (
+        Weights(weights[0], f"garden.models.{weights[1]}", _PREPROCESSING.get(weights[0], "tf")) if weights else None
+    )
     _model(name, "classification", family, PUBLISHED.get(name), weights, **architecture)
 
 

@@ -12,7 +12,7 @@ import sys
 
 from garden.console import note, print_json
 from garden.errors import GardenError, PeerLost, UsageError
-from garden.options import parse_size
+from garden.options import parse_setting, parse_size
 
 # A command module has ``COMMANDS`` ({name: help}) and ``add_commands(commands)``, which adds those
 # parsers with their ``run(args)`` set by ``set_defaults``; importing it must not import Keras.
@@ -45,10 +45,44 @@ def run_models(args):
         print(f"{name:<28} {entry.task:<15} {entry.description}")
 
 
+def add_model_options(parser, weights=False):
+    """``--set KEY=VALUE`` (repeatable) and, with ``weights``, ``--weights`` and ``--backbone-weights``."""
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a builder argument, e.g. backbone=resnet50, output_stride=8, alpha=0.35, separable=false (repeatable)",
+    )
+    if weights:
+        parser.add_argument("--weights", help="imagenet (keras.applications' download and cache) or a weight file")
+        parser.add_argument("--backbone-weights", help="a segmenter's backbone: imagenet or a weight file")
+
+
+def model_options(args):
+    """The builder arguments of ``--set`` (and ``--weights``/``--backbone-weights``), checked against ``args.model``."""
+    from garden.registry import check_arguments, get_entry
+
+    options = dict(parse_setting(text) for text in args.settings)
+    if getattr(args, "backbone_weights", None):
+        options["backbone_weights"] = args.backbone_weights
+    if options:
+        if str(args.model).endswith(".keras"):
+            raise UsageError("--set and --backbone-weights build a registered model; a .keras file is built already")
+        check_arguments(args.model, options)
+    if getattr(args, "weights", None):
+        if str(args.model).endswith(".keras") or get_entry(args.model).weights is None:
+            raise UsageError(f"--weights: {args.model} has no keras.applications weights (see garden.weights)")
+        options["weights"] = args.weights
+    return options
+
+
 def add_profile(commands):
     p = commands.add_parser("profile", help=COMMANDS["profile"])
     p.add_argument("model", help="a registered model name (see `garden models`)")
     p.add_argument("--input-size", help="N, HxW or HxWxC (default: the model's own)")
+    add_model_options(p)
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--csv", action="store_true", help="print CSV")
@@ -61,7 +95,7 @@ def add_profile(commands):
 def run_profile(args):
     from garden import profiler
 
-    (result,) = _profiles(args, [args.model])
+    (result,) = _profiles(args, [args.model], model_options(args))
     if args.json:
         print(profiler.to_json(result))
     elif args.csv:
@@ -99,14 +133,14 @@ def run_compare(args):
     _plot(args, "plot_compare", results)
 
 
-def _profiles(args, names):
-    """The profiles of ``names`` at ``--input-size``, once ``--plot`` is known to be writable."""
+def _profiles(args, names, overrides=None):
+    """The profiles of ``names`` at ``--input-size`` (with builder ``overrides``), once ``--plot`` is known writable."""
     from garden import profiler
     from garden._files import check_writable
 
     if args.plot:
         check_writable(args.plot)
-    return [profiler.profile(build_model(name, args.input_size)) for name in names]
+    return [profiler.profile(build_model(name, args.input_size, **(overrides or {}))) for name in names]
 
 
 def _plot(args, chart, figures):
@@ -168,15 +202,15 @@ def run_cost(args):
 # ---------------------------------------------------------------- shared
 
 
-def build_model(name, input_size):
+def build_model(name, input_size, **overrides):
     """Create a registered model at ``input_size`` (N, HxW or HxWxC text, or None): one-line errors."""
     from garden.registry import build_model as build
     from garden.registry import get_entry
 
     if not input_size:
-        return build(name)
+        return build(name, **overrides)
     default = get_entry(name).default_input_shape
-    return build(name, parse_size(input_size, default[-1] if default else None))
+    return build(name, parse_size(input_size, default[-1] if default else None), **overrides)
 
 
 COMMANDS = {

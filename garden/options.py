@@ -68,3 +68,37 @@ def parse_size(text, channels=None):
     if len(parts) == 2:
         parts.append(channels or 3)
     return tuple(parts)
+
+
+def parse_setting(text):
+    """``--set KEY=VALUE`` -> ``(key, value)``; values are int, float, bool, None, tuples (``a,b``) or text.
+
+    >>> parse_setting("output_stride=8"), parse_setting("separable=false"), parse_setting("aspp_rates=6,12,18")
+    (('output_stride', 8), ('separable', False), ('aspp_rates', (6, 12, 18)))
+    """
+    from garden.errors import UsageError
+
+    key, equals, value = str(text).partition("=")
+    key = key.strip()
+    if not equals or not key.isidentifier():
+        raise UsageError(f"--set takes KEY=VALUE (a builder argument), got {text!r}")
+    return key, parse_value(value.strip())
+
+
+def parse_value(text):
+    """One ``--set`` value: ``true``/``false``, ``none``, an int, a finite float, ``a,b,c`` or ``(a, b)``, else text."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    if "," in text or (text.startswith("(") and text.endswith(")")):
+        return tuple(parse_value(part.strip()) for part in text.strip("()[]").split(",") if part.strip())
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            return value
+    return text

@@ -123,22 +123,44 @@ def get_entry(name):
     return _ENTRIES[name]
 
 
-def create_model(name, /, **overrides):
+def create_model(name, /, *, weights=None, **overrides):
     """Build the registered model ``name``; ``overrides`` are the builder's keyword arguments.
 
-    ``name=`` among the overrides names the Keras model itself.
+    ``name=`` among the overrides names the Keras model itself. ``weights`` (a model with a
+    keras.applications counterpart, ``garden.weights.transferable_models()``): ``"imagenet"``
+    (keras.applications' download and cache) or the path of a keras.applications weight file; the
+    model then normalises its [0, 1] input as those weights expect (``input_normalization``).
 
     >>> model = create_model("alexnet", num_classes=10, name="my_alexnet")
+    >>> model = create_model("mobilenet_v2", weights="imagenet", num_classes=5)
     """
     entry = get_entry(name)
-    valid = entry.arguments
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise UnknownArgumentError(f"{name} does not take {', '.join(unknown)}; valid arguments: {', '.join(valid)}")
+    valid = check_arguments(name, overrides)
+    if weights is not None and entry.weights is None:
+        with_weights = ", ".join(n for n, e in sorted(_ENTRIES.items()) if e.weights)
+        raise GardenError(f"{name} has no keras.applications weights; these models do: {with_weights}")
+    if weights is not None:
+        overrides.setdefault("input_normalization", entry.weights.preprocessing)
     arguments = {**entry.architecture, **overrides}
     if "name" in valid:
         arguments.setdefault("name", name)
-    return entry.builder(**arguments)
+    model = entry.builder(**arguments)
+    if weights is not None:
+        resolve("garden.weights:load_pretrained")(model, name, weights, arguments)
+    return model
+
+
+def check_arguments(name, overrides):
+    """Refuse keywords the builder of ``name`` does not take, naming the closest valid one; returns the valid ones."""
+    valid = get_entry(name).arguments
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UnknownArgumentError(
+            f"{name} does not take {', '.join(unknown)}; {hint}valid arguments: {', '.join(valid)}"
+        )
+    return valid
 
 
 def build_model(name, input_shape=None, **overrides):

@@ -31,6 +31,22 @@ def assert_roundtrip(model, tmp_path, inputs, atol=1e-5):
     return loaded
 
 
+def perturbed(model, seed=0):
+    """``model`` with random weights and batch-norm statistics, so a wrong mapping shows."""
+    rng = np.random.default_rng(seed)
+    positive = ("gamma", "moving_variance")
+    for layer in model.layers:
+        for variable in layer.weights:
+            shape = tuple(variable.shape)
+            if isinstance(layer, keras.layers.BatchNormalization):
+                is_positive = variable.path.split("/")[-1] in positive
+                value = rng.uniform(0.5, 2.0, shape) if is_positive else rng.normal(0, 0.2, shape)
+            else:
+                value = keras.ops.convert_to_numpy(variable) + rng.normal(0, 0.05, shape)
+            variable.assign(value.astype("float32"))
+    return model
+
+
 # ---------------------------------------------------------------- data
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import deploy
-from deploy import calibrate, check, sidecar
+from deploy import calibrate, check, sidecar, user_model
 from deploy.export import resolve_model
 from garden.data import ArrayExamples
 from garden.errors import GardenError
@@ -176,11 +176,20 @@ def test_tensorflow_ops_fail_loudly(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_softmax_is_refused():
+@pytest.mark.parametrize("ending", ["activation", "layer"])
+def test_a_softmax_ending_becomes_logits(ending):
     inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
-    with pytest.raises(GardenError, match="softmax"):
-        resolve_model(keras.Model(inputs, x))
+    x = keras.layers.Flatten()(inputs)
+    if ending == "activation":
+        x = keras.layers.Dense(3, activation="softmax")(x)
+    else:
+        x = keras.layers.Softmax()(keras.layers.Dense(3)(x))
+    model = keras.Model(inputs, x)
+    assert resolve_model(model)[0] is model  # a float export keeps it as it is
+    logits = user_model.logits_model(model)
+    assert not user_model.ends_in_softmax(logits)
+    images = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(keras.ops.softmax(logits(images)), model(images), atol=1e-6)
 
 
 def test_mean_iou_by_hand():
@@ -271,13 +280,14 @@ def test_cli_export_and_errors(tmp_path):
         "lenet5_int8.report.md",
         "lenet5_int8.tflite",
     ]
+    (tmp_path / "a_file").write_text("")
     done = subprocess.run(
-        [sys.executable, "-m", "garden", "export", "lenet5", "--out", str(tmp_path / "missing")],
+        [sys.executable, "-m", "garden", "export", "lenet5", "--out", str(tmp_path / "a_file" / "sub")],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 2 and "does not exist" in done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and "not a folder" in done.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.slow

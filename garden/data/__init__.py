@@ -6,8 +6,18 @@ from garden.data.base import (
     Examples,
     FileExamples,
     Subset,
+    Unlabelled,
     split,
     to_model_input,
 )
 
-__all__ = ["IGNORE_LABEL", "ArrayExamples", "Examples", "FileExamples", "Subset", "split", "to_model_input"]
+__all__ = [
+    "IGNORE_LABEL",
+    "ArrayExamples",
+    "Examples",
+    "FileExamples",
+    "Subset",
+    "Unlabelled",
+    "split",
+    "to_model_input",
+]

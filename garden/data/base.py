@@ -70,6 +70,25 @@ class FileExamples(Examples):
         return image, (int(target) if self.task == "classification" else self.read_mask(target))
 
 
+class Unlabelled(Examples):
+    """Images without targets (``examples[i]`` is ``(image, None)``): photographs to calibrate on or predict.
+
+    ``images`` is a uint8 array (N, H, W, C) or a list of paths that ``read(path)`` decodes.
+    """
+
+    task = None
+
+    def __init__(self, images, read=None, name="images"):
+        self.images, self.read, self.name = images, read, name
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        image = self.images[index]
+        return (image if self.read is None else self.read(image)), None
+
+
 class Subset(Examples):
     """A view on some indices of another ``Examples``."""
 

@@ -11,13 +11,18 @@ folder holds                                         read as
 ``images/`` + ``masks/``                             :func:`garden.data.segmentation.mask_folders`
 one sub-folder of images per class                   :func:`garden.data.classification.image_folder`
 ===================================================  =========================================
+
+Calibration and prediction need no labels: :func:`load_images` also reads a plain folder of
+photographs and a ``.npy`` array.
 """
 
 from pathlib import Path
 
+import numpy as np
+
 from garden.data import classification
-from garden.data.base import TASKS, split
-from garden.data.classification import is_image
+from garden.data.base import TASKS, Unlabelled, split
+from garden.data.classification import is_image, read_image
 from garden.errors import GardenError
 
 VOC_FOLDERS = ("JPEGImages", "SegmentationClass")
@@ -49,6 +54,49 @@ def _load(spec, held_out, seed):
         root = spec.split(":", 1)[1]
         return classification.cifar10(root, "train"), classification.cifar10(root, "test")
     return _load_folder(Path(spec), held_out, seed)
+
+
+def is_unlabelled(spec):
+    """Whether ``spec`` is a ``.npy`` array or a folder of images with no sub-folders (no labels either way)."""
+    path = Path(str(spec))
+    if path.suffix == ".npy":
+        return True
+    if not path.is_dir():
+        return False
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return any(is_image(p) for p in entries) and not any(p.is_dir() for p in entries)
+
+
+def load_images(spec):
+    """Unlabelled images: a ``.npy`` array (N, H, W[, C], uint8 or floats in [0, 1]), a plain folder or one image.
+
+    Any labelled source (``load_source``) serves too, its labels dropped.
+    """
+    path = Path(str(spec))
+    if path.suffix == ".npy":
+        return Unlabelled(_read_array(path), name=path.stem)
+    if is_image(path):
+        return Unlabelled([path], read_image, name=path.stem)
+    if is_unlabelled(path):
+        return Unlabelled(sorted(p for p in path.iterdir() if is_image(p)), read_image, name=path.name)
+    examples = load_source(spec)
+    return Unlabelled(range(len(examples)), lambda index: examples[index][0], name=examples.name)
+
+
+def _read_array(path):
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise GardenError(f"cannot read image array {path}: {str(error).splitlines()[0]}") from None
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3) or len(array) == 0:
+        raise GardenError(f"image array {path} has shape {array.shape}; expected (N, H, W) or (N, H, W, 1 or 3)")
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind != "f" or not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise GardenError(f"image array {path} must be uint8 (0-255) or floats in [0, 1], got {array.dtype}")
+    return np.round(array * 255).astype(np.uint8)
 
 
 def detect_layout(root):

@@ -7,7 +7,7 @@ import_keras_quietly()
 from garden.layers.aspp import atrous_spatial_pyramid_pooling
 from garden.layers.attention import make_divisible, squeeze_excite
 from garden.layers.conv import activation, bottleneck_1x1, conv_norm_act, depthwise_separable, pad
-from garden.layers.norm import NORMS, apply_norm, normalization
+from garden.layers.norm import NORMS, InputNormalization, apply_norm, normalization
 from garden.layers.upsampling import (
     BedOfNailsUnpooling,
     MaskedMaxUnpooling,
@@ -20,6 +20,7 @@ from garden.layers.upsampling import (
 __all__ = [
     "NORMS",
     "BedOfNailsUnpooling",
+    "InputNormalization",
     "MaskedMaxUnpooling",
     "MaxPoolingWithSwitches",
     "MaxUnpooling",

@@ -17,6 +17,8 @@ import inspect
 import keras
 from keras import layers
 
+from garden.layers import InputNormalization
+
 POOLINGS = (None, "avg", "max")
 
 
@@ -86,8 +88,11 @@ def classifier(*, name, input_shape=(224, 224, 3), num_classes=1000, dropout=0.0
     The trunk is ``trunk(inputs, **architecture)`` and returns its ``{stride: tensor}`` feature maps,
     or ``(features, head)`` for a family with its own classifier (``head(x) -> x`` before the final
     dense layer). The builder takes the trunk's keywords and ``num_classes``, ``input_shape``,
-    ``include_top``, ``pooling``, ``dropout``, ``classifier_activation``, ``features_only`` and
-    ``name`` (defaults given here per family); a trunk that declares one of those receives it too.
+    ``include_top``, ``pooling``, ``dropout``, ``classifier_activation``, ``features_only``,
+    ``input_normalization`` and ``name`` (defaults given here per family); a trunk that declares one
+    of those receives it too. ``input_normalization`` (``"tf"``, ``"torch"``, ``"caffe"``: the
+    preprocessing of keras.applications' weights) puts ``garden.layers.InputNormalization`` first,
+    so the model still takes [0, 1] pixels.
     """
     shared = {
         "num_classes": num_classes,
@@ -97,6 +102,7 @@ def classifier(*, name, input_shape=(224, 224, 3), num_classes=1000, dropout=0.0
         "dropout": dropout,
         "classifier_activation": None,
         "features_only": False,
+        "input_normalization": None,
         "name": name,
     }
 
@@ -115,9 +121,11 @@ def classifier(*, name, input_shape=(224, 224, 3), num_classes=1000, dropout=0.0
             arguments.apply_defaults()
             values = arguments.arguments
             inputs = model_input(values["input_shape"], input_shape)
-            result = trunk(inputs, **{p.name: values[p.name] for p in own})
+            normalization = values["input_normalization"]
+            x = inputs if normalization is None else InputNormalization.of(normalization)(inputs)
+            result = trunk(x, **{p.name: values[p.name] for p in own})
             features, head = result if isinstance(result, tuple) else (result, None)
-            head_options = {key: values[key] for key in shared if key != "input_shape"}
+            head_options = {key: values[key] for key in shared if key not in ("input_shape", "input_normalization")}
             return classification_model(inputs, features, head=head, **head_options)
 
         build.__signature__ = signature

@@ -31,6 +31,7 @@ def build_deeplab(
     backbone="mobilenet_v2",
     output_stride=16,
     backbone_kwargs=None,
+    backbone_weights=None,
     decoder=True,
     separable=True,
     aspp_filters=256,
@@ -42,11 +43,12 @@ def build_deeplab(
 ):
     """DeepLabv3 (Chen et al., 2017) / v3+ (2018): atrous backbone, ASPP; v3+ adds a stride-4 decoder.
 
-    ``backbone_kwargs`` go to the backbone's builder (``{"alpha": 0.35}`` for a MobileNet).
+    ``backbone_kwargs`` go to the backbone's builder (``{"alpha": 0.35}`` for a MobileNet);
+    ``backbone_weights`` (``"imagenet"`` or a keras.applications weight file) start it pretrained.
     """
     check_output_stride(output_stride, (8, 16))
     inputs = model_input(input_shape, (513, 513, 3))
-    features = backbone_features(backbone, inputs, output_stride, backbone_kwargs)
+    features = backbone_features(backbone, inputs, output_stride, backbone_kwargs, backbone_weights)
     options = {
         "output_stride": output_stride,
         "filters": aspp_filters,

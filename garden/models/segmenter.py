@@ -19,11 +19,13 @@ from garden.models.decoders import DECODERS, LOGITS
 from garden.models.heads import HEADS
 
 
-def backbone_features(backbone, inputs, output_stride=None, backbone_kwargs=None):
+def backbone_features(backbone, inputs, output_stride=None, backbone_kwargs=None, backbone_weights=None):
     """Run a backbone (a registered name or a built ``features_only`` model) on ``inputs``.
 
     Returns ``{stride: tensor}``, shallowest first. ``output_stride`` (8 or 16) is passed on to the
-    backbone, which then dilates instead of striding past it.
+    backbone, which then dilates instead of striding past it. ``backbone_weights`` (``"imagenet"`` or
+    a keras.applications weight file) starts the backbone from them (``create_model(weights=...)``),
+    normalising the segmenter's [0, 1] input as they expect.
     """
     from garden.registry import create_model, get_entry
 
@@ -31,6 +33,8 @@ def backbone_features(backbone, inputs, output_stride=None, backbone_kwargs=None
         model = backbone
     else:
         kwargs = {"features_only": True, "input_shape": tuple(inputs.shape[1:]), **(backbone_kwargs or {})}
+        if backbone_weights is not None:
+            kwargs["weights"] = backbone_weights
         if output_stride is not None:
             if "output_stride" not in get_entry(backbone).arguments:
                 raise GardenError(
@@ -52,6 +56,7 @@ def build_segmenter(
     input_shape=(256, 256, 3),
     output_stride=None,
     backbone_kwargs=None,
+    backbone_weights=None,
     decoder_kwargs=None,
     name="segmenter",
 ):
@@ -70,7 +75,7 @@ def build_segmenter(
     if decoder in LOGITS:
         options["num_classes"] = num_classes
     inputs = model_input(input_shape, (256, 256, 3))
-    features = backbone_features(backbone, inputs, output_stride, backbone_kwargs)
+    features = backbone_features(backbone, inputs, output_stride, backbone_kwargs, backbone_weights)
     x = DECODERS[decoder](features, inputs, **options)
     logits = x if decoder in LOGITS else HEADS[head](x, num_classes, reference=inputs)
     return keras.Model(inputs, logits, name=name)

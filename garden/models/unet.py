@@ -33,6 +33,7 @@ def build_unet(
     filters=ENCODER_FILTERS,
     backbone=None,
     backbone_kwargs=None,
+    backbone_weights=None,
     decoder_filters=(256, 128, 64, 32, 16),
     norm="batch",
     dropout=0.0,
@@ -47,7 +48,9 @@ def build_unet(
     else:
         if padding != "same":
             raise ValueError("a U-Net on a backbone uses same padding")
-        features = backbone_features(backbone, inputs, backbone_kwargs=backbone_kwargs)
+        features = backbone_features(
+            backbone, inputs, backbone_kwargs=backbone_kwargs, backbone_weights=backbone_weights
+        )
         x = unet(features, inputs, decoder_filters=tuple(decoder_filters), norm=norm)
         logits = logits_head(x, num_classes, reference=inputs)
     return keras.Model(inputs, logits, name=name)

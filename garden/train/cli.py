@@ -1,11 +1,16 @@
-"""``garden train MODEL --data SOURCE``: one command from data to a trained ``.keras`` file."""
+"""``garden train MODEL --data SOURCE``: one command from data to a trained ``.keras`` file.
+
+``garden predict`` runs a run folder, a ``.keras`` file or a registered model on images;
+``garden evaluate`` gives its metrics on a data source.
+"""
 
 import argparse
 import os
 import subprocess
 import sys
 
-from garden.console import print_json
+from garden.cli import add_model_options, model_options
+from garden.console import note, print_json
 from garden.errors import UsageError
 from garden.options import fraction, non_negative_float, number, positive_float, positive_int
 
@@ -19,10 +24,72 @@ KERAS_PROGRESS = {"bar": 1, "epoch": 2, "none": 0}
 
 COMMANDS = {
     "train": "train a model on a data source; writes a run folder",
+    "predict": "run a model on images: top classes, or segmentation overlays",
+    "evaluate": "a model's metrics on a data source (accuracy, mean IoU)",
 }
 
 
 def add_commands(commands):
+    add_train(commands)
+    add_predict(commands)
+    add_evaluate(commands)
+
+
+def add_predict(commands):
+    p = commands.add_parser("predict", help=COMMANDS["predict"])
+    p.add_argument("model", help="a run folder, a .keras file or a registered model name")
+    p.add_argument("images", help="an image, a folder of images, a .npy array or any data source")
+    p.add_argument("--out", required=True, help="folder for predictions.json and the overlays (created)")
+    p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per image (classifiers)")
+    add_model_options(p, weights=True)
+    p.set_defaults(run=run_predict)
+
+
+def add_evaluate(commands):
+    p = commands.add_parser("evaluate", help=COMMANDS["evaluate"])
+    p.add_argument("model", help="a run folder, a .keras file or a registered model name")
+    p.add_argument(
+        "--data", required=True, help="labelled data (digits, embedded, a folder...): its held-out part, as train's"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_model_options(p, weights=True)
+    p.set_defaults(run=run_evaluate)
+
+
+def run_predict(args):
+    from garden.data.sources import load_images
+    from garden.train import inference
+
+    model, names, _ = inference.open_model(args.model, model_options(args))
+    images = load_images(args.images)
+    results = inference.predict(model, images, names, args.top_k)
+    rows = inference.write_predictions(results, images, args.out, names, int(model.output_shape[-1]))
+    for row in rows:
+        if "top" in row:
+            print(f"{row['image']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"]))
+        else:
+            areas = sorted(row["areas"].items(), key=lambda item: -item[1])
+            print(f"{row['image']}: {row['overlay']} (" + ", ".join(f"{c} {a:.1%}" for c, a in areas[:3]) + ")")
+    note(f"wrote {len(rows)} predictions to {args.out}")
+
+
+def run_evaluate(args):
+    from garden.data.sources import load_splits
+    from garden.train import inference
+
+    model, _, name = inference.open_model(args.model, model_options(args))
+    _, held_out = load_splits(args.data, inference.task_of(model))  # the part garden train held out
+    metrics = inference.evaluate(model, held_out)
+    if args.json:
+        print_json({"model": name, "data": args.data, **metrics})
+        return
+    print("| model | data | held-out examples | " + " | ".join(k for k in metrics if k != "examples") + " |")
+    print("|---|---|---|" + "---|" * (len(metrics) - 1))
+    values = " | ".join(f"{v:.4f}" for k, v in metrics.items() if k != "examples")
+    print(f"| {name} | {args.data} | {metrics['examples']} | {values} |")
+
+
+def add_train(commands):
     from garden.train.distribute import STRATEGIES
     from garden.train.optim import OPTIMIZERS, SCHEDULES
     from garden.train.trainer import PRECISIONS
@@ -52,6 +119,7 @@ def add_commands(commands):
     p.add_argument("--workers", type=positive_int, help="threads preparing batches (1)")
     p.add_argument("--seed", type=SEED)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="write TensorBoard logs")
+    add_model_options(p, weights=True)
     p.add_argument(
         "--strict-data", action="store_true", help="stop at the first file that cannot be decoded (default: skip it)"
     )
@@ -72,6 +140,7 @@ def run_train(args):
     from garden.options import parse_size
     from garden.train import fit
 
+    architecture = model_options(args)  # checked before any data is read
     options = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -89,6 +158,7 @@ def run_train(args):
         "workers": args.workers,
         "cpu_replicas": args.cpu_replicas,
         "tensorboard": args.tensorboard,
+        "model_options": architecture or None,
         "strict_data": args.strict_data or None,
     }
     if args.input_size:

@@ -100,12 +100,14 @@ class Batches(keras.utils.PyDataset):
         for i in indices:
             image, target = self._example(int(i))
             image = self._channels(np.asarray(image))
-            mask = None if self.examples.task == "classification" else np.asarray(target)
+            mask = np.asarray(target) if self.examples.task == "segmentation" else None
             image, mask = augment_pair(image, mask, rng, augment, self.size)
             images.append(image)
             targets.append(target if mask is None else mask)
         x = to_model_input(np.stack(images))
-        if self.examples.task != "classification":
+        if self.examples.task is None:  # unlabelled images (``garden predict``)
+            return x, np.zeros(len(x), "int32")
+        if self.examples.task == "segmentation":
             return x, np.stack(targets).astype("int32")
         y = np.asarray(targets, dtype="int32")
         if self.one_hot:

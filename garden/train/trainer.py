@@ -58,6 +58,7 @@ class Settings:
     workers: int = 1
     cpu_replicas: int = None
     tensorboard: bool = True
+    model_options: dict = None  # the builder's arguments (``--set``), ``weights``, ``backbone_weights``
     strict_data: bool = False  # stop at the first undecodable file instead of skipping it
 
 
@@ -330,7 +331,7 @@ def _build(model, train, s):
     from garden.registry import create_model, get_entry
 
     shape = s.input_size or get_entry(model).default_input_shape
-    kwargs = {"num_classes": train.num_classes}
+    kwargs = {**(s.model_options or {}), "num_classes": train.num_classes}
     if shape:
         kwargs["input_shape"] = tuple(shape)
     try:
