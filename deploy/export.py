@@ -451,16 +451,7 @@ def _sidecar(model, name, task, input_shape, input_dtype, output, quant, example
     num_classes = int(model.output_shape[-1])
     names = examples.class_names if len(examples.class_names) == num_classes else ()
     inputs = normalization or user_model.Normalization(1 / 255, (0.0,) * input_shape[-1], (1.0,) * input_shape[-1])
-    return sidecar.sidecar(
-        model_name=name,
-        task=task,
-        input_shape=input_shape,
-        input_dtype=input_dtype,
-        output_kind=output,
-        num_classes=num_classes,
-        class_names=names,
-        quantization=quant,
-        params=totals["params"],
-        macs=totals["macs"],
-        normalization=(inputs.scale, inputs.mean, inputs.std),
-    )
+    fields = dict(model_name=name, task=task, input_shape=input_shape, input_dtype=input_dtype, output_kind=output)
+    fields.update(num_classes=num_classes, class_names=names, quantization=quant)
+    fields.update(params=totals["params"], macs=totals["macs"], normalization=(inputs.scale, inputs.mean, inputs.std))
+    return sidecar.sidecar(**fields)

@@ -91,16 +91,8 @@ def model_rows(alpha, input_size, out, repeats, files=None):
     for quant in ("fp32", "int8"):
         timing, macs = {}, {}
         for form, model in models.items():
-            result = export(
-                model,
-                quant=quant,
-                calib="digits",
-                out=out,
-                calib_count=16,
-                check_count=16,
-                repeats=repeats,
-                name=f"{model.name}_{quant}",
-            )
+            small = dict(calib="digits", calib_count=16, check_count=16, repeats=repeats)
+            result = export(model, quant=quant, out=out, name=f"{model.name}_{quant}", **small)
             timing[form] = result.report["latency"]["litert_1_thread"]["median_ms"]
             files[(form, quant)] = (model, result.path)
             macs[form] = garden.profile(model).total["macs"]
