@@ -275,3 +275,14 @@ def test_refuses_a_used_folder_without_resume(tmp_path, capsys):
     (tmp_path / "out" / "history.csv").write_text("epoch\n1\n")
     code, err = call(capsys, "train", "lenet5", "--data", "digits", "--out", str(tmp_path / "out"))
     assert code == 2 and "not empty; pass --resume" in err
+
+
+def test_a_segmenter_trains_at_the_size_of_array_data(tmp_path, capsys):
+    """squares are 40x40: a U-Net named without --input-size trains at 40x40, not its default, and says so."""
+    from helpers import squares
+
+    options = dict(epochs=1, batch_size=4, verbose=0, model_options={"filters": (4, 8)}, tensorboard=False)
+    summary = fit("unet", squares(count=16, size=40), out=tmp_path / "run", **options)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["settings"]["input_size"] == [40, 40, 3] and summary["epochs"] == 1
+    assert "training at 40x40, the size of" in capsys.readouterr().err

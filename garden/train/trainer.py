@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from garden._files import describe_os_error
+from garden.console import note
 from garden.data.augment import parse_augment
 from garden.data.base import IGNORE_LABEL, Examples
 from garden.data.sources import load_splits
@@ -330,7 +331,7 @@ def _build(model, train, s):
         return model
     from garden.registry import create_model, get_entry
 
-    shape = s.input_size or get_entry(model).default_input_shape
+    shape = s.input_size or _data_size(train) or get_entry(model).default_input_shape
     kwargs = {**(s.model_options or {}), "num_classes": train.num_classes}
     if shape:
         kwargs["input_shape"] = tuple(shape)
@@ -338,6 +339,17 @@ def _build(model, train, s):
         return create_model(model, **kwargs)
     except ValueError as error:
         raise GardenError(f"cannot build {model} at {shape}: {str(error).splitlines()[0]}") from None
+
+
+def _data_size(train):
+    """A segmentation source of arrays all of one size (embedded: 64x64) trains at that size, not at
+    the model's default (513 for DeepLab), which would only upscale its images and their masks."""
+    base = getattr(train, "examples", train)
+    images = getattr(base, "images", None)
+    if train.task != "segmentation" or not isinstance(images, np.ndarray) or images.ndim != 4:
+        return None
+    note(f"training at {images.shape[1]}x{images.shape[2]}, the size of {base.name}'s images (--input-size changes it)")
+    return tuple(images.shape[1:])
 
 
 def _loss(train, s):
