@@ -5,6 +5,7 @@ stderr and exit code 2; set ``GARDEN_DEBUG=1`` to see the traceback instead.
 """
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import os
@@ -269,6 +270,14 @@ def _output(args):
     return console.command_output(quiet=quiet, verbose=verbose, capture=args.from_command_line)
 
 
+def _startup_quietly(arguments):
+    """TensorFlow's start-up lines (if building the parser imports it) off the terminal, unless asked for."""
+    from garden._quiet import native_stderr_discarded
+
+    wanted = {"-v", "--verbose"} & set(arguments) or os.environ.get("GARDEN_DEBUG")
+    return contextlib.nullcontext() if wanted else native_stderr_discarded()
+
+
 def _command(argv):
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
@@ -278,7 +287,9 @@ def main(argv=None):
 
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser(_command(arguments)).parse_args(arguments)
+        with _startup_quietly(arguments):  # a command's parser may import Keras (train: its strategies)
+            parser = build_parser(_command(arguments))
+        args = parser.parse_args(arguments)
         args.argv, args.from_command_line = arguments, argv is None
         with _output(args):
             if args.command not in ("models", "cost"):
