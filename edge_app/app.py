@@ -97,7 +97,11 @@ class Pipeline:
         overrides = Overrides(options.labels, options.mean, options.std, options.runtime)
         models = [load_model(options.model, options.threads, overrides)]
         if options.compare:
-            models.append(load_model(options.compare, options.threads, Overrides(runtime=options.runtime)))
+            try:
+                models.append(load_model(options.compare, options.threads, Overrides(runtime=options.runtime)))
+            except EdgeError:
+                models[0].close()  # now, while LiteRT's goodbye on stderr is filtered
+                raise
         pipeline = cls(models, [draw.colour_table(m.info) for m in models], options, background)
         for model in models:
             if options.mode in draw.BACKGROUND_MODES and model.info.task != "segmentation":

@@ -130,6 +130,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     """A thread per connection, at most ``max_clients`` of them: a connection beyond that gets 503 at once."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections the system accepts before the app takes them (a burst of viewers)
 
     def __init__(self, address, handler, max_clients):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

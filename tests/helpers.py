@@ -6,8 +6,10 @@ never from one another; a subprocess puts tests/ on its path itself. Fixtures ar
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -258,6 +260,29 @@ def run_program(module, *args, timeout):
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def start_serving(model, video, *args, timeout=60):
+    """``python -m edge_app --serve`` on a looping ``video``: (printed URL, the process, a queue of its stdout lines).
+
+    The caller ends the process (SIGTERM for the summary, or kill).
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_app", "--model", model, "--source", str(video), "--loop", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG=""),
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=timeout)
+    except queue.Empty:
+        process.kill()
+        raise AssertionError("garden-edge --serve printed no address: " + process.stderr.read()) from None
+    return first.split("serving on ")[1].strip(), process, lines
 
 
 def read_video(path):
