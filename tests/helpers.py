@@ -266,7 +266,8 @@ def run_program(module, *args, timeout):
 
 
 def start_serving(model, video, *args, timeout=60):
-    """``python -m edge_app --serve`` on a looping ``video``: (printed URL, the process, a queue of its stdout lines).
+    """``python -m edge_app --serve`` on a looping ``video``: (printed URL, the process, a queue of its stdout
+    lines, ``None`` after the last).
 
     The caller ends the process (SIGTERM for the summary, or kill).
     """
@@ -279,12 +280,14 @@ def start_serving(model, video, *args, timeout=60):
         env=dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG=""),
     )
     lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put(None)], daemon=True).start()
     try:
-        first = lines.get(timeout=timeout)
+        first = lines.get(timeout=timeout) or ""
     except queue.Empty:
+        first = ""
+    if "serving on " not in first:
         process.kill()
-        raise AssertionError("garden-edge --serve printed no address: " + process.stderr.read()) from None
+        raise AssertionError("garden-edge --serve printed no address: " + process.stderr.read())
     return first.split("serving on ")[1].strip(), process, lines
 
 

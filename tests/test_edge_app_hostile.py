@@ -4,10 +4,8 @@ The served app runs as a user would start it (``python -m edge_app``, which impo
 OpenCV) and is spoken to with the standard library's HTTP client over a real socket.
 """
 
-import contextlib
 import http.client
 import json
-import queue
 import shutil
 import signal
 import socket
@@ -95,10 +93,7 @@ def test_guarded_app_ends_on_sigterm_with_its_summary(guarded):
     _, _, _, process, lines = guarded
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    summary = ""
-    with contextlib.suppress(queue.Empty):
-        while True:
-            summary += lines.get(timeout=5)
+    summary = "".join(iter(lambda: lines.get(timeout=30), None))
     assert "inference" in summary and process.stderr.read() == ""
 
 
