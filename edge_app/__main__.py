@@ -38,6 +38,7 @@ MAX_TOP_K = 1000
 MAX_BENCHMARK = 100_000  # frames; a benchmark keeps every frame's timings
 MAX_FRAMES = 10**9
 MAX_RETRIES = 10_000
+MOST_CLIENTS = 1000  # the highest --max-clients: --serve connections at once, each a thread
 
 
 class Parser(argparse.ArgumentParser):
@@ -114,6 +115,8 @@ def serve_address(text):
 
 
 def build_parser():
+    from edge_app.serve import MAX_CLIENTS
+
     p = Parser(
         prog="garden-edge",
         description="Run a TFLite segmentation or classification model live with LiteRT and OpenCV.",
@@ -124,7 +127,7 @@ def build_parser():
     p.add_argument(
         "--source", default="0", help="camera index, video, image, folder of images or rtsp://... (default 0)"
     )
-    threads = min(4, os.cpu_count() or 1)
+    threads = min(4, cores())
     add_count(p, "--threads", 1, MAX_THREADS, threads, "LiteRT CPU threads, {range} (default: up to 4)")
     p.add_argument(
         "--mode",
@@ -173,8 +176,14 @@ def build_parser():
         "--serve",
         type=serve_address,
         metavar="HOST:PORT",
-        help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told)",
+        help="serve the live overlay as MJPEG (binds 127.0.0.1 unless told; elsewhere a token is asked for)",
     )
+    p.add_argument(
+        "--token",
+        help="the --serve access token (16-128 letters, digits, - or _; default: a random one off loopback)",
+    )
+    p.add_argument("--no-auth", action="store_true", help="serve off loopback without a token: anyone may watch")
+    add_count(p, "--max-clients", 1, MOST_CLIENTS, MAX_CLIENTS, "--serve connections at once, {range} (default 32)")
     p.add_argument("--loop", action="store_true", help="start a video, image or folder again when it ends")
     add_count(p, "--max-frames", 1, MAX_FRAMES, 0, "stop after N frames, {range}")
     add_count(p, "--retries", 0, MAX_RETRIES, 3, "reconnection attempts when a stream drops, {range} (default 3)")
@@ -189,11 +198,45 @@ def add_count(parser, flag, low, high, default, help_text, metavar="N"):
     )
 
 
+def cores():
+    """The CPU cores this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_serving(given, err=sys.stderr):
+    """--token and --no-auth need --serve and not each other; --no-auth off loopback says what it means."""
+    from edge_app.serve import check_token, is_loopback
+
+    for flag in ("token", "no_auth"):
+        if given.get(flag) and not given.get("serve"):
+            raise EdgeError(f"--{flag.replace('_', '-')} needs --serve HOST:PORT")
+    if given.get("token") and given.get("no_auth"):
+        raise EdgeError("--token and --no-auth: give one or the other")
+    if given.get("token"):
+        check_token(given["token"])
+    if given.get("no_auth") and not is_loopback(given["serve"][0]):
+        host, port = given["serve"]
+        print(f"garden-edge: warning: --no-auth: anyone who reaches {host}:{port} sees the camera", file=err)
+
+
+def capped_threads(threads, err=sys.stderr):
+    """``threads``, lowered to the cores there are (more only compete for them), said in one line."""
+    available = cores()
+    if threads > available:
+        print(f"garden-edge: note: --threads {threads} lowered to {available}, the CPU cores there are", file=err)
+    return min(threads, available)
+
+
 def options_from(args):
     """The parsed command line as :class:`edge_app.app.Options` (each option under the field of its name)."""
     from edge_app.app import Options
 
     given = dict(vars(args))
+    check_serving(given)
+    given["threads"] = capped_threads(given.get("threads", 1))
     given["mode"], _, background = given.get("mode", "overlay").partition("=")
     given["background"] = background or None
     if given.get("std") and not all(v > 0 for v in given["std"]):

@@ -16,6 +16,7 @@ from edge_app.errors import EdgeError, SourceLost
 from edge_app.model import Overrides, infer, load_model, preprocess
 from edge_app.outputs import Outputs
 from edge_app.postprocess import postprocess
+from edge_app.serve import MAX_CLIENTS
 from edge_app.sources import open_source
 from edge_app.summary import Finished, live_stats, summary
 from edge_app.timings import HISTORY, MODEL_STAGES, STAGES, Timings, ms_since
@@ -45,7 +46,10 @@ class Options:
     output: str | None = None
     benchmark: int = 0
     compare: str | None = None
-    serve: tuple | None = None
+    serve: tuple | None = None  # (host, port)
+    token: str | None = None  # asked of every --serve request; None: a random one off loopback
+    no_auth: bool = False  # serve off loopback without a token
+    max_clients: int = MAX_CLIENTS  # --serve connections at once (the rest get 503)
     alpha: float = 0.5
     top_k: int = 3
     loop: bool = False
@@ -93,7 +97,11 @@ class Pipeline:
         overrides = Overrides(options.labels, options.mean, options.std, options.runtime)
         models = [load_model(options.model, options.threads, overrides)]
         if options.compare:
-            models.append(load_model(options.compare, options.threads, Overrides(runtime=options.runtime)))
+            try:
+                models.append(load_model(options.compare, options.threads, Overrides(runtime=options.runtime)))
+            except EdgeError:
+                models[0].close()  # now, while LiteRT's goodbye on stderr is filtered
+                raise
         pipeline = cls(models, [draw.colour_table(m.info) for m in models], options, background)
         for model in models:
             if options.mode in draw.BACKGROUND_MODES and model.info.task != "segmentation":

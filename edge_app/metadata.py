@@ -8,13 +8,18 @@ ships and the standard library's ``zipfile``; no TensorFlow, no tflite-support.
 """
 
 import mmap
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import flatbuffers
 from flatbuffers.number_types import Float32Flags, Int8Flags, Uint8Flags
 
+from edge_app.errors import EdgeError
+
 METADATA_NAME = "TFLITE_METADATA"
+MAX_PACKED_BYTES = 16 << 20  # a packed file larger than this is no label file: not unpacked
 TENSOR_AXIS_LABELS = 2  # AssociatedFileType: one label per index of the output's class axis
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union: NormalizationOptions
 # Field slots of the tables read here (declaration order in metadata_schema.fbs; a union takes two).
@@ -24,6 +29,8 @@ TENSOR_PROCESS_UNITS, TENSOR_FILES = 4, 6
 UNIT_OPTIONS_TYPE, UNIT_OPTIONS = 0, 1
 NORM_MEAN, NORM_STD = 0, 1
 FILE_NAME, FILE_TYPE = 0, 2
+# What reading a damaged flatbuffer raises: offsets past the end, impossible lengths, bad bytes.
+_DAMAGED = (IndexError, AttributeError, ValueError, TypeError, OverflowError, struct.error, UnicodeDecodeError, OSError)
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,23 @@ class Metadata:
 
 
 def read_metadata(path):
-    """The metadata and packed files of the ``.tflite`` at ``path`` (empty where it has none)."""
+    """The metadata and packed files of the ``.tflite`` at ``path`` (empty where it has none).
+
+    Metadata that is there but cannot be read is refused in one line: its normalisation and labels
+    would otherwise be guessed.
+    """
     packed = _packed_files(path)
-    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        root = _metadata_table(data)
-    if root is None:
-        return Metadata(packed=packed)
+    try:
+        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            root = _metadata_table(data)
+        return Metadata(packed=packed) if root is None else _parse(root, packed)
+    except _DAMAGED as error:
+        raise EdgeError(
+            f"{path}: its TFLite metadata ({METADATA_NAME}) is damaged and cannot be read ({type(error).__name__})"
+        ) from None
+
+
+def _parse(root, packed):
     subgraphs = _tables(root, MODEL_SUBGRAPHS)
     if not subgraphs:
         return Metadata(other_labels=_label_files(root, MODEL_FILES), packed=packed)
@@ -63,31 +81,32 @@ def _packed_files(path):
     """Files of the zip archive appended to the flatbuffer ({} when there is none)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
-        return {}
+            entries = [i for i in archive.infolist() if not i.is_dir() and i.file_size <= MAX_PACKED_BYTES]
+            return {info.filename: archive.read(info) for info in entries}
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError, zlib.error):
+        return {}  # no archive, or one too damaged to hold a label file
 
 
 def _metadata_table(data):
     """The ``ModelMetadata`` table of the model in ``data``, or None."""
     from ai_edge_litert.schema_py_generated import Model
 
-    try:
-        model = Model.GetRootAs(data, 0)
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            if (entry.Name() or b"").decode(errors="replace") != METADATA_NAME:
-                continue
-            buffer = model.Buffers(entry.Buffer())
-            if buffer.Offset() > 1:  # large models keep buffers after the flatbuffer
-                blob = bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
-            else:
-                blob = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
-            if len(blob) >= 8:
-                root = flatbuffers.encode.Get(flatbuffers.packer.uoffset, blob, 0)
-                return flatbuffers.table.Table(bytearray(blob), root)
-    except (IndexError, AttributeError, UnicodeDecodeError, ValueError, TypeError):
-        return None
+    model = Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if (entry.Name() or b"").decode(errors="replace") != METADATA_NAME:
+            continue
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.Offset() > 1:  # large models keep buffers after the flatbuffer
+            if buffer.Offset() + buffer.Size() > len(data):
+                raise ValueError("metadata beyond the end of the file")
+            blob = bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
+        else:
+            blob = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+        if len(blob) < 8:
+            raise ValueError("metadata too short")
+        root = flatbuffers.encode.Get(flatbuffers.packer.uoffset, blob, 0)
+        return flatbuffers.table.Table(bytearray(blob), root)
     return None
 
 
@@ -100,7 +119,9 @@ def _tables(table, slot):
     offset = _slot(table, slot)
     if not offset:
         return []
-    start = table.Vector(offset)
+    start, length = table.Vector(offset), table.VectorLen(offset)
+    if start + 4 * length > len(table.Bytes):
+        raise ValueError("a vector runs past the end of the metadata")
     return [flatbuffers.table.Table(table.Bytes, table.Indirect(start + 4 * i)) for i in range(table.VectorLen(offset))]
 
 

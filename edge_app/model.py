@@ -5,7 +5,6 @@ the metadata sidecar beside it (docs/sidecar.md) adds labels, colours, input nor
 multiply-adds, and the app works without it.
 """
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -18,6 +17,7 @@ import numpy as np
 from edge_app.errors import EdgeError
 from edge_app.metadata import label_lines, packed_labels, read_metadata
 from edge_app.runtime import open_interpreter, open_runner
+from edge_app.sidecar import read_sidecar
 
 _IMAGE_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}
 _MIN_TFLITE_BYTES = 16
@@ -100,26 +100,17 @@ def load_model(path, threads=1, overrides=None):
 
 
 def _check_tflite_file(path):
+    if path.is_dir():
+        raise EdgeError(f"model file {path} is a folder; give the .tflite file in it")
     if not path.is_file():
         raise EdgeError(f"model file {path} does not exist")
-    with open(path, "rb") as file:
-        head = file.read(8) if path.stat().st_size >= _MIN_TFLITE_BYTES else b""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8) if path.stat().st_size >= _MIN_TFLITE_BYTES else b""
+    except OSError as error:
+        raise EdgeError(f"model file {path} cannot be read ({error.strerror or error})") from None
     if head[4:8] != b"TFL3":
         raise EdgeError(f"{path} is not a TFLite model (no TFL3 file identifier; {path.stat().st_size} bytes)")
-
-
-def read_sidecar(model_path):
-    """The sidecar JSON beside ``model_path`` as a dict, ``{}`` if absent; a broken one is reported."""
-    side = Path(model_path).with_suffix(".json")
-    if not side.is_file():
-        return {}
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EdgeError(f"sidecar {side} is not valid JSON ({error}); fix or remove it") from None
-    if not isinstance(data, dict):
-        raise EdgeError(f"sidecar {side} must hold a JSON object, not {type(data).__name__}")
-    return data
 
 
 def _single_input(interpreter, path):

@@ -34,9 +34,11 @@ class Outputs:
         if options.output:
             self.writer = VideoOutput(options.output, fps)
         if options.serve:
-            from edge_app.serve import FrameServer
+            from edge_app.serve import FrameServer, access_token
 
-            self.server = FrameServer(options.serve, title=Path(options.model).name).start()
+            token = access_token(options.serve[0], options.token, options.no_auth)
+            title = Path(options.model).name
+            self.server = FrameServer(options.serve, title, token, options.max_clients).start()
             print(f"garden-edge: serving on {self.server.url}", file=out, flush=True)
         if not (options.headless or options.benchmark or options.serve):
             self.window = Window()

@@ -4,14 +4,19 @@ Test modules import from here (``from helpers import ...``; pytest puts tests/ o
 never from one another; a subprocess puts tests/ on its path itself. Fixtures are in conftest.py.
 """
 
+import io
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
+import zipfile
 from functools import cache
 from pathlib import Path
 
 import cv2
+import flatbuffers
 import keras
 import numpy as np
 
@@ -276,6 +281,32 @@ def run_program(module, *args, timeout):
     )
 
 
+def start_serving(model, video, *args, timeout=60):
+    """``python -m edge_app --serve`` on a looping ``video``: (printed URL, the process, a queue of its stdout
+    lines, ``None`` after the last).
+
+    The caller ends the process (SIGTERM for the summary, or kill).
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_app", "--model", model, "--source", str(video), "--loop", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), GARDEN_DEBUG=""),
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put(None)], daemon=True).start()
+    try:
+        first = lines.get(timeout=timeout) or ""
+    except queue.Empty:
+        first = ""
+    if "serving on " not in first:
+        process.kill()
+        raise AssertionError("garden-edge --serve printed no address: " + process.stderr.read())
+    return first.split("serving on ")[1].strip(), process, lines
+
+
 def read_video(path):
     """Every frame OpenCV's read() gives of the video at ``path``, until its first failure."""
     capture = cv2.VideoCapture(str(path))
@@ -295,3 +326,71 @@ def assert_one_line_error(done, code, *words):
     assert "Traceback" not in done.stderr and lines[0].startswith("garden-edge: ")
     for word in words:
         assert word in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------- packing labels the TFLite metadata way
+
+
+def _vector(builder, offsets):
+    builder.StartVector(4, len(offsets), 4)
+    for offset in reversed(offsets):
+        builder.PrependUOffsetTRelative(offset)
+    return builder.EndVector()
+
+
+def _floats(builder, values):
+    builder.StartVector(4, len(values), 4)
+    for value in reversed(values):
+        builder.PrependFloat32(value)
+    return builder.EndVector()
+
+
+def _table(builder, slots, fields):
+    """A table of ``slots`` fields from (slot, kind, value): kind "offset", "int8" or "uint8"."""
+    builder.StartObject(slots)
+    for slot, kind, value in fields:
+        {"offset": builder.PrependUOffsetTRelativeSlot, "int8": builder.PrependInt8Slot}.get(
+            kind, builder.PrependUint8Slot
+        )(slot, value, 0)
+    return builder.EndObject()
+
+
+def model_metadata(label_file, mean, std):
+    """A ``ModelMetadata`` flatbuffer (tflite-support's metadata_schema.fbs, identifier M001): the input's
+    NormalizationOptions and the output's TENSOR_AXIS_LABELS file, written field by field."""
+    b = flatbuffers.Builder(256)
+    label_name = b.CreateString(label_file)
+    label = _table(b, 4, [(0, "offset", label_name), (2, "int8", 2)])  # AssociatedFile: name, type
+    out_name = b.CreateString("probabilities")
+    output = _table(b, 7, [(0, "offset", out_name), (6, "offset", _vector(b, [label]))])  # TensorMetadata
+    mean_v, std_v = _floats(b, mean), _floats(b, std)
+    norm = _table(b, 2, [(0, "offset", mean_v), (1, "offset", std_v)])  # NormalizationOptions
+    unit = _table(b, 2, [(0, "uint8", 1), (1, "offset", norm)])  # ProcessUnit: options_type, options
+    in_name = b.CreateString("image")
+    inp = _table(b, 7, [(0, "offset", in_name), (4, "offset", _vector(b, [unit]))])
+    inputs, outputs = _vector(b, [inp]), _vector(b, [output])
+    graph = _table(b, 9, [(2, "offset", inputs), (3, "offset", outputs)])  # SubGraphMetadata
+    name, graphs = b.CreateString("prototype classifier"), _vector(b, [graph])
+    root = _table(b, 8, [(0, "offset", name), (3, "offset", graphs)])  # ModelMetadata
+    b.Finish(root, file_identifier=b"M001")
+    return bytes(b.Output())
+
+
+def pack_labels(path, names, mean=(127.5,) * 3, std=(127.5,) * 3, label_file="labels.txt"):
+    """Put TFLite metadata in the model at ``path`` and append its label file as a zip archive."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(model_metadata(label_file, list(mean), list(std)), np.uint8)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = "TFLITE_METADATA", len(model.buffers)
+    model.buffers.append(buffer)
+    model.metadata = [*(model.metadata or []), entry]
+    flatbuffer_utils.write_model(model, str(path))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as packed:
+        packed.writestr(label_file, "\n".join(names) + "\n")
+    path.write_bytes(path.read_bytes() + archive.getvalue())
+    return path

@@ -8,15 +8,12 @@ embedding (refused); an NCHW softmax segmenter; a model needing an op LiteRT lac
 answers come from how the frames are drawn and the weights are set, not from the app.
 """
 
-import io
 import json
 import os
 import subprocess
 import sys
-import zipfile
 
 import cv2
-import flatbuffers
 import keras
 import numpy as np
 import pytest
@@ -32,6 +29,7 @@ from helpers import (
     draw_frame,
     edge_convert,
     garden_edge,
+    pack_labels,
     prototype_weights,
 )
 
@@ -119,74 +117,6 @@ def two_masks():
     inputs = keras.Input((SIZE, SIZE, 3))
     heads = [keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs) for _ in range(2)]
     return keras.Model(inputs, heads)
-
-
-# ---------------------------------------------------------------- packing labels the TFLite metadata way
-
-
-def _vector(builder, offsets):
-    builder.StartVector(4, len(offsets), 4)
-    for offset in reversed(offsets):
-        builder.PrependUOffsetTRelative(offset)
-    return builder.EndVector()
-
-
-def _floats(builder, values):
-    builder.StartVector(4, len(values), 4)
-    for value in reversed(values):
-        builder.PrependFloat32(value)
-    return builder.EndVector()
-
-
-def _table(builder, slots, fields):
-    """A table of ``slots`` fields from (slot, kind, value): kind "offset", "int8" or "uint8"."""
-    builder.StartObject(slots)
-    for slot, kind, value in fields:
-        {"offset": builder.PrependUOffsetTRelativeSlot, "int8": builder.PrependInt8Slot}.get(
-            kind, builder.PrependUint8Slot
-        )(slot, value, 0)
-    return builder.EndObject()
-
-
-def model_metadata(label_file, mean, std):
-    """A ``ModelMetadata`` flatbuffer (tflite-support's metadata_schema.fbs, identifier M001): the input's
-    NormalizationOptions and the output's TENSOR_AXIS_LABELS file, written field by field."""
-    b = flatbuffers.Builder(256)
-    label_name = b.CreateString(label_file)
-    label = _table(b, 4, [(0, "offset", label_name), (2, "int8", 2)])  # AssociatedFile: name, type
-    out_name = b.CreateString("probabilities")
-    output = _table(b, 7, [(0, "offset", out_name), (6, "offset", _vector(b, [label]))])  # TensorMetadata
-    mean_v, std_v = _floats(b, mean), _floats(b, std)
-    norm = _table(b, 2, [(0, "offset", mean_v), (1, "offset", std_v)])  # NormalizationOptions
-    unit = _table(b, 2, [(0, "uint8", 1), (1, "offset", norm)])  # ProcessUnit: options_type, options
-    in_name = b.CreateString("image")
-    inp = _table(b, 7, [(0, "offset", in_name), (4, "offset", _vector(b, [unit]))])
-    inputs, outputs = _vector(b, [inp]), _vector(b, [output])
-    graph = _table(b, 9, [(2, "offset", inputs), (3, "offset", outputs)])  # SubGraphMetadata
-    name, graphs = b.CreateString("prototype classifier"), _vector(b, [graph])
-    root = _table(b, 8, [(0, "offset", name), (3, "offset", graphs)])  # ModelMetadata
-    b.Finish(root, file_identifier=b"M001")
-    return bytes(b.Output())
-
-
-def pack_labels(path, names, mean=(127.5,) * 3, std=(127.5,) * 3, label_file="labels.txt"):
-    """Put TFLite metadata in the model at ``path`` and append its label file as a zip archive."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(path))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(model_metadata(label_file, list(mean), list(std)), np.uint8)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = "TFLITE_METADATA", len(model.buffers)
-    model.buffers.append(buffer)
-    model.metadata = [*(model.metadata or []), entry]
-    flatbuffer_utils.write_model(model, str(path))
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as packed:
-        packed.writestr(label_file, "\n".join(names) + "\n")
-    path.write_bytes(path.read_bytes() + archive.getvalue())
-    return path
 
 
 def bump_op_version(path, out, op="CONV_2D", version=99):

@@ -1,13 +1,10 @@
 """``garden-edge --serve``: the MJPEG page, checked over HTTP and in a real headless Chromium."""
 
 import json
-import os
 import queue
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 
@@ -15,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import COLORS, ROOT, write_video
+from helpers import COLORS, start_serving, write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -24,35 +21,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def server(models, tmp_path_factory):
     """The app serving a looping generated video on an ephemeral localhost port; yields its URL."""
     video = write_video(tmp_path_factory.mktemp("serve_video") / "shapes.mp4", frames=12)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edge_app",
-            "--model",
-            models["int8"],
-            "--source",
-            str(video),
-            "--loop",
-            "--serve",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    try:
-        first = lines.get(timeout=60)
-    except queue.Empty:
-        process.kill()
-        pytest.fail("garden-edge --serve printed no address: " + process.stderr.read())
-    url = first.split("serving on ")[1].strip()
+    url, process, lines = start_serving(models["int8"], video, "--serve", "127.0.0.1:0", "--threads", "1")
     yield url, process, lines
     if process.poll() is None:
         process.kill()
