@@ -265,7 +265,7 @@ def export_step(out, report, quick, state):
         (
             f"Each head exported at {SIZE}x{SIZE} and, with the same weights (no retraining), at {LARGE}x{LARGE}; "
             f"the {LARGE} px check data is generated at {LARGE} px, where the digits are larger than any the models "
-            "saw in training, so their quality there is low: those files are for timing."
+            "saw in training, so their quality there says little: those files are for timing."
         ),
         "",
         to_markdown(reports),
@@ -322,7 +322,6 @@ def edge_step(out, report, quick, state):
     if not ok:
         raise RuntimeError(f"the edge app's video {annotated} does not play back")
     cv2.imwrite(str(out / "annotated_frame.png"), frame)
-    state["edge_ms"] = {"separable": summary["inference"], "standard": summary["compare"]["inference"]}
     stages = ("capture", "preprocess", "inference", "postprocess", "render")
     report += [
         "## On the device: `garden-edge` with `--compare`",
@@ -391,8 +390,8 @@ def lesson_step(out, report, quick, state):
         "",
         (
             f"At {LARGE} px the separable model needs {ratios[LARGE][0]:.2f} of the standard one's multiply-adds "
-            f"and takes {ratios[LARGE][1]:.2f} of its time ({ratios[SIZE][1]:.2f} at {SIZE} px, where both run in "
-            "about a millisecond and per-op overheads weigh more). The time ratio stays above the multiply-add "
+            f"and takes {ratios[LARGE][1]:.2f} of its time ({ratios[SIZE][0]:.2f} and {ratios[SIZE][1]:.2f} at {SIZE} "
+            "px). The time ratio stays above the multiply-add "
             "ratio because a depthwise convolution reads nine inputs for its nine multiply-adds per output, so "
             f"memory, not arithmetic, bounds it and int8 barely speeds it up, while {units} run the standard head's "
             "dense convolutions, matrix products, several times faster per multiply-add (docs/deploy.md, 'Op by "
