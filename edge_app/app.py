@@ -158,12 +158,15 @@ class Pipeline:
         return result
 
     def _compose(self, panels, caption):
-        """The picture for one frame: each model's panel (captioned when comparing), timing text on top."""
-        if len(panels) > 1:
-            for panel, title in zip(panels, caption.titles):
-                draw.draw_lines(panel, [title], origin=(4, -4))
-        image = panels[0] if len(panels) == 1 else draw.side_by_side(panels)
-        draw.draw_lines(image, caption.lines)
+        """The picture for one frame: the timing text top-left; when comparing, each panel's title top-left
+        beside its own legend (top-right) and the timing text at the bottom, where it hides no legend."""
+        if len(panels) == 1:
+            draw.draw_lines(panels[0], caption.lines)
+            return panels[0]
+        for panel, title in zip(panels, caption.titles):
+            draw.draw_lines(panel, [title])
+        image = draw.side_by_side(panels)
+        draw.draw_lines(image, caption.lines, origin=(4, -4))
         return image
 
 
