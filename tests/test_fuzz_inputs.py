@@ -5,6 +5,7 @@ Each draws hundreds of inputs and asserts a result or a one-line ``GardenError``
 """
 
 import argparse
+import functools
 import math
 import tempfile
 from pathlib import Path
@@ -152,3 +153,37 @@ def test_any_data_folder_loads_or_is_refused_in_one_line(entries, loop):
                         assert_one_line(error)
         except GardenError as error:
             assert_one_line(error)
+
+
+# ---------------------------------------------------------------- model files
+
+
+@functools.lru_cache(maxsize=1)
+def saved_model_bytes():
+    """A small garden model's ``.keras`` archive, made once."""
+    import garden
+
+    folder = Path(tempfile.mkdtemp())
+    garden.create_model("lenet5").save(folder / "lenet5.keras")
+    return (folder / "lenet5.keras").read_bytes()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_keras_files_load_or_are_refused_in_one_line(data):
+    """Cut at any point, or with bytes overwritten: loaded (a harmless change) or one line, exit 2 worth."""
+    from garden.saving import load_model_file
+
+    original = saved_model_bytes()
+    damaged = bytearray(original[: data.draw(st.integers(0, len(original)), label="cut")])
+    for offset in data.draw(st.lists(st.integers(0, max(len(damaged) - 1, 0)), max_size=3), label="flipped"):
+        if damaged:
+            damaged[offset] ^= 0xFF
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "user.keras"
+        path.write_bytes(bytes(damaged))
+        try:
+            model = load_model_file(path)
+        except GardenError as error:
+            return assert_one_line(error)
+        assert model.count_params() > 0
