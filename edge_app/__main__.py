@@ -206,7 +206,7 @@ def cores():
         return os.cpu_count() or 1
 
 
-def check_serving(given, err=sys.stderr):
+def check_serving(given, err=None):
     """--token and --no-auth need --serve and not each other; --no-auth off loopback says what it means."""
     from edge_app.serve import check_token, is_loopback
 
@@ -219,14 +219,16 @@ def check_serving(given, err=sys.stderr):
         check_token(given["token"])
     if given.get("no_auth") and not is_loopback(given["serve"][0]):
         host, port = given["serve"]
-        print(f"garden-edge: warning: --no-auth: anyone who reaches {host}:{port} sees the camera", file=err)
+        line = f"garden-edge: warning: --no-auth: anyone who reaches {host}:{port} sees the camera"
+        print(line, file=err or sys.stderr)
 
 
-def capped_threads(threads, err=sys.stderr):
+def capped_threads(threads, err=None):
     """``threads``, lowered to the cores there are (more only compete for them), said in one line."""
     available = cores()
     if threads > available:
-        print(f"garden-edge: note: --threads {threads} lowered to {available}, the CPU cores there are", file=err)
+        line = f"garden-edge: note: --threads {threads} lowered to {available}, the CPU cores there are"
+        print(line, file=err or sys.stderr)
     return min(threads, available)
 
 
