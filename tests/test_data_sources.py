@@ -213,3 +213,28 @@ def test_embedded_and_mask_folders_sources(tmp_path, monkeypatch):
     assert (len(train), len(test)) == (4, 1) and train.num_classes == 3
     image, mask = test[0]
     assert image.shape == (6, 6, 3) and set(np.unique(mask)) <= {0, 1, 2}
+
+
+def test_photo_digits_is_a_fixed_colour_split_with_unseen_test_glyphs():
+    from garden.data import photo_digits as module
+    from garden.data.embedded import _digits
+    from garden.ssl.data import is_gray
+
+    train, test = load_splits("photo_digits")
+    assert (len(train), len(test)) == (10_000, 2_000) and train.class_names == tuple("0123456789")
+    assert train.images.shape[1:] == (32, 32, 3) and train.images.dtype == np.uint8
+    counts = np.bincount(train.targets, minlength=10)
+    assert counts.min() > 800  # every class about a tenth
+    assert not is_gray(train.images[:50].astype("float32"))
+    # The same on every call (and machine): rebuilt from nothing, identical.
+    module._images.cache_clear()
+    again = module.photo_digits("test")
+    assert np.array_equal(again.images, test.images) and np.array_equal(again.targets, test.targets)
+    # Test images show digit samples the training images never do, and both draw on many.
+    assert set(train.glyph_indices).isdisjoint(test.glyph_indices)
+    assert len(set(test.glyph_indices)) > 300 and len(set(train.glyph_indices)) > 1300
+    assert np.array_equal(train.targets, _digits()[1][train.glyph_indices])  # the label is the digit drawn
+    big, _ = load_splits("photo_digits:64")
+    assert big.images.shape[1:] == (64, 64, 3)
+    with pytest.raises(GardenError, match="photo_digits:SIZE"):
+        load_splits("photo_digits:8")

@@ -155,3 +155,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 )
 def test_method_options_are_read_as_literals(text, expected):
     assert method_option(text) == expected
+
+
+def test_pretraining_and_evaluation_on_photo_digits_use_its_fixed_split(tmp_path, capsys):
+    """A few steps of SimCLR on the colour set; the k-NN probe scores its own test images, not a re-split."""
+    run = tmp_path / "simclr"
+    argv = ["ssl", "simclr", "--data", "photo_digits", "--limit", "64", "--epochs", "1", "--batch-size", "32"]
+    assert main([*argv, "--out", str(run)]) == 0, capsys.readouterr().err
+    train_x, train_y, test_x, test_y, _ = load_split("photo_digits", 32, limit=64)
+    assert len(train_x) == len(test_x) == 64 and not is_gray(train_x)
+    capsys.readouterr()
+    assert main(["ssl-eval", str(run), "--protocol", "knn", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["data"] == "photo_digits" and 0.0 <= result["accuracy"] <= 1.0
+    from garden.data.sources import load_splits
+
+    _, test = load_splits("photo_digits")
+    assert np.array_equal(test_x, test.images[:64].astype("float32") / 255.0)  # the fixed test split's first 64

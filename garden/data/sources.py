@@ -50,6 +50,8 @@ def _load(spec, held_out, seed):
         return split(classification.digits(), held_out, seed)
     if spec == "embedded":
         return split(_embedded(), held_out, seed)
+    if spec == "photo_digits" or spec.startswith("photo_digits:"):
+        return _photo_digits(spec)
     if spec.startswith("cifar10:"):
         root = spec.split(":", 1)[1]
         return classification.cifar10(root, "train"), classification.cifar10(root, "test")
@@ -97,6 +99,21 @@ def _read_array(path):
     if array.dtype.kind != "f" or not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
         raise GardenError(f"image array {path} must be uint8 (0-255) or floats in [0, 1], got {array.dtype}")
     return np.round(array * 255).astype(np.uint8)
+
+
+def has_own_test_split(spec):
+    """True for sources with a fixed test split of their own (photo_digits, CIFAR-10)."""
+    spec = str(spec)
+    return spec == "photo_digits" or spec.startswith(("photo_digits:", "cifar10:"))
+
+
+def _photo_digits(spec):
+    from garden.data.photo_digits import photo_digits
+
+    size = spec.partition(":")[2] or "32"
+    if not size.isdigit() or int(size) < 16:
+        raise GardenError(f"data {spec!r}: use photo_digits or photo_digits:SIZE with a size of at least 16")
+    return photo_digits("train", int(size)), photo_digits("test", int(size))
 
 
 def detect_layout(root):

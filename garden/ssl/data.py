@@ -47,12 +47,19 @@ def load_split(spec, size=32, limit=None, held_out=0.2, seed=0):
 
     ``limit`` keeps the first ``limit`` examples of the source (for quick runs).
     """
-    examples = load_examples(spec)
-    if limit is not None:
-        from garden.data.base import Subset
+    from garden.data.base import Subset
+    from garden.data.sources import has_own_test_split, load_splits
 
-        examples = Subset(examples, np.arange(min(limit, len(examples))))
-    train, test = split(examples, held_out=held_out, seed=seed)
+    if has_own_test_split(spec):  # its fixed split (photo_digits, CIFAR-10); ``limit`` cuts both parts
+        train, test = load_splits(spec, task="classification")
+        examples = train
+        if limit is not None:
+            train, test = (Subset(part, np.arange(min(limit, len(part)))) for part in (train, test))
+    else:
+        examples = load_examples(spec)
+        if limit is not None:
+            examples = Subset(examples, np.arange(min(limit, len(examples))))
+        train, test = split(examples, held_out=held_out, seed=seed)
     train_images, train_labels = to_arrays(train, size)
     test_images, test_labels = to_arrays(test, size)
     return train_images, train_labels, test_images, test_labels, tuple(examples.class_names)
