@@ -91,8 +91,8 @@ class _Reader:
     """onnxruntime's CalibrationDataReader protocol over an array of inputs."""
 
     def __init__(self, name, inputs):
-        self.name, self.inputs, self.index = name, inputs, 0
-        self.shown = progress(label="calibrating", total=len(inputs))
+        self.name, self.inputs = name, inputs
+        self.rewind()
 
     def get_next(self):
         if self.index >= len(self.inputs):

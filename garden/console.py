@@ -19,7 +19,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 
 
 class _State:
@@ -67,7 +66,7 @@ def command_output(quiet=False, verbose=False, capture=True):
         finally:
             _state.quiet = False
         return
-    saved_stdout, saved_stderr, saved_showwarning = sys.stdout, sys.stderr, warnings.showwarning
+    saved_stdout, saved_stderr = sys.stdout, sys.stderr
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     real_out, real_err = os.dup(1), os.dup(2)
@@ -77,8 +76,7 @@ def command_output(quiet=False, verbose=False, capture=True):
         os.dup2(scratch.fileno(), 2)
         sys.stdout = open(os.devnull, "w") if quiet else _reopen(real_out, saved_stdout)  # noqa: SIM115
         sys.stderr = _reopen(2, saved_stderr)
-        _state.terminal = _reopen(real_err, saved_stderr)
-        warnings.showwarning = _captured_warning
+        _state.terminal = _reopen(real_err, saved_stderr)  # Python's warnings go to sys.stderr: the scratch file
         yield
     finally:
         for stream in (sys.stdout, sys.stderr, _state.terminal):
@@ -90,7 +88,9 @@ def command_output(quiet=False, verbose=False, capture=True):
         for descriptor in (real_out, real_err):
             os.close(descriptor)
         scratch.close()
-        sys.stdout, sys.stderr, warnings.showwarning = saved_stdout, saved_stderr, saved_showwarning
+        if quiet:
+            sys.stdout.close()  # the devnull stream opened above
+        sys.stdout, sys.stderr = saved_stdout, saved_stderr
         _state.terminal, _state.quiet = None, False
 
 
@@ -113,10 +113,6 @@ def _reopen(descriptor, like):
         line_buffering=True,
         write_through=True,
     )
-
-
-def _captured_warning(message, category, filename, lineno, file=None, line=None):
-    print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
 
 
 @contextlib.contextmanager
