@@ -120,8 +120,11 @@ SSL_CASES["jigsaw_reassembled_plus_plus"] = ("jigsaw", {**SSL_TINY["jigsaw"], "r
 
 
 def train_tiny_ssl(case):
-    """Build ``SSL_CASES[case]`` at 16x16, fit two steps; return (losses, encoder features, encoder weights moved)."""
-    images = np.random.default_rng(0).uniform(size=(8, 16, 16, 3)).astype("float32")
+    """Build ``SSL_CASES[case]`` at 16x16, fit two steps on eight photo_digits images; return (losses,
+    encoder features, encoder weights moved)."""
+    from garden.data.photo_digits import photo_digits
+
+    images = np.asarray(photo_digits("test", size=16).images[:8], dtype="float32") / 255.0
     name, options = SSL_CASES[case]
     model = garden.create_model(name, input_shape=(16, 16, 3), **options)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))

@@ -121,7 +121,7 @@ def test_console_script_and_module_entry_keep_the_terminal_clean():
     ]
 
 
-@pytest.mark.parametrize("script", ["ssl_digits.py", "segmentation_train.py"])
+@pytest.mark.parametrize("script", ["ssl_digits.py", "ssl_photo_digits.py", "segmentation_train.py"])
 def test_bench_scripts_start_without_tensorflow_lines(script):
     """The benchmarks import garden before Keras, so their tables are not preceded by TensorFlow's log."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,7 +2,8 @@
 
 Components apart (``losses``, ``heads``, ``views``) and the methods that put them together
 (``methods``: rotnet, jigsaw, colorization, cpc, simclr, moco_v2, byol, barlow_twins, simsiam, swav),
-each registered under task "ssl"; ``evaluate`` holds the linear probe, k-NN and fine-tuning. See
+each registered under task "ssl"; ``evaluate`` holds the linear probe, k-NN and fine-tuning, ``benchmark``
+the protocol and tables of the benchmarks. See
 docs/ssl.md.
 
 >>> model = garden.create_model("simclr", backbone="small_cnn", input_shape=(32, 32, 3))
@@ -12,7 +13,7 @@ docs/ssl.md.
 
 import importlib
 
-_SUBMODULES = ("cli", "data", "evaluate", "heads", "losses", "methods", "pretrain", "views")
+_SUBMODULES = ("benchmark", "cli", "data", "evaluate", "heads", "losses", "methods", "pretrain", "views")
 
 
 def __getattr__(name):
