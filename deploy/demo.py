@@ -421,20 +421,28 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join([sys.executable, "-m", "deploy.demo", "--out", str(out), *(["--quick"] if args.quick else [])])
     report = ["# garden demo", "", f"Made by `{command}` (`make demo`); the page is also `report.html`.", ""]
-    state, started = {}, time.perf_counter()
+    state, started, seconds = {}, time.perf_counter(), {}
     for title, step in STEPS:
         start = time.perf_counter()
         step(out, report, args.quick, state)
-        print(f"[demo] {title}: {time.perf_counter() - start:.1f} s", flush=True)
+        seconds[title] = time.perf_counter() - start
+        print(f"[demo] {title}: {seconds[title]:.1f} s", flush=True)
     from deploy.op_profile import machine_line
     from garden._files import write_text
 
-    report.append(f"_Whole demo: {time.perf_counter() - started:.0f} s on {machine_line()}._")
+    times = stage_table(seconds, time.perf_counter() - started)
+    report += ["## The demo's time, stage by stage", "", times, "", f"_On {machine_line()}._"]
     text = "\n".join(report) + "\n"
     write_text(out / "report.md", text)
     write_text(out / "report.html", to_html(text, out))
-    print(f"[demo] report: {out / 'report.md'} and {out / 'report.html'}")
+    print(f"[demo] report: {out / 'report.md'} and {out / 'report.html'}\n{times}", flush=True)
     return 0
+
+
+def stage_table(seconds, total):
+    """Seconds per stage and for the whole of ``main`` (the imports the stages need included), as a Markdown table."""
+    rows = [f"| {title} | {value:.1f} |" for title, value in seconds.items()]
+    return "\n".join(["| stage | seconds |", "|---|---|", *rows, f"| whole demo | {total:.1f} |"])
 
 
 def to_html(markdown_text, folder):

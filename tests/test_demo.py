@@ -142,3 +142,10 @@ def test_the_separable_lesson_at_two_sizes_from_the_exported_files(out, report):
         assert float(row[5]) == pytest.approx(macs[0] / macs[1], abs=5e-4)
         assert float(row[6]) == pytest.approx(float(row[3]) / float(row[4]), abs=0.01)
     assert "memory" in report and "dot-product" in report
+
+
+def test_the_report_ends_with_the_time_of_each_stage_and_the_whole(out, report):
+    stages = [float(table_rows(report, title)[0][1]) for title, _ in demo.STEPS]
+    (whole,) = table_rows(report, "whole demo")
+    assert all(seconds >= 0 for seconds in stages) and sum(stages) - 0.5 <= float(whole[1]) < sum(stages) + 30
+    assert report.index("| whole demo |") > report.index("ratio separable / standard")  # at the end
