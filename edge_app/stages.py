@@ -48,19 +48,34 @@ class StagePipeline:
             self._threads.append(thread)
 
     def __enter__(self):
-        for thread in self._threads:
-            thread.start()
+        try:
+            for thread in self._threads:
+                thread.start()
+        except BaseException:  # Ctrl-C among the starts: the ones started are stopped again
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc):
         self.close()
 
     def close(self):
-        """Stop every stage and wait for its thread (a stage busy with an item finishes that item first)."""
+        """Stop every stage and wait for its thread (a stage busy with an item finishes that item first).
+
+        A Ctrl-C (or SIGTERM) while waiting does not leave a thread running on a source or a model about to
+        be closed: the wait goes on, and the interruption is raised once every thread has ended. A thread
+        that had not started yet finds the pipeline stopping and ends at once.
+        """
         self._stopping.set()
+        interrupted = None
         for thread in self._threads:
-            if thread.ident is not None:
-                thread.join()
+            while thread.is_alive():
+                try:
+                    thread.join()
+                except KeyboardInterrupt as error:
+                    interrupted = error
+        if interrupted is not None:
+            raise interrupted
 
     def __iter__(self):
         last, worker = self._queues[-1], self._threads[-1]
