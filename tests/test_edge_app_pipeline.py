@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from helpers import FRAME_W, assert_one_line_error, draw_frame, garden_edge, write_video
+from helpers import FRAME_W, FakeCapture, assert_one_line_error, draw_frame, garden_edge, write_video
 
 BITS = 8
 BLOCK = FRAME_W // BITS  # pixels of one bit, across
@@ -118,7 +118,7 @@ def test_pipelined_benchmark_loops_the_source_in_order(models, numbered_video):
     assert 0 < latency["median"] <= latency["p95"] and latency["median"] == summary["total"]
 
 
-class NumberedCamera:
+class NumberedCamera(FakeCapture):
     """A camera giving ``frames`` numbered frames, one every ``period`` seconds, then nothing (unplugged)."""
 
     def __init__(self, frames, period):
@@ -127,21 +127,12 @@ class NumberedCamera:
     def __call__(self, target):
         return self
 
-    def isOpened(self):
-        return True
-
-    def set(self, *args):
-        return True
-
     def read(self):
         if self.next == self.frames:
             return False, None
         time.sleep(self.period)
         self.next += 1
         return True, numbered_frame(self.next - 1)[0]
-
-    def release(self):
-        pass
 
 
 def test_live_camera_drops_stale_frames_counted_and_keeps_order(models, monkeypatch):

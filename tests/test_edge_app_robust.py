@@ -7,7 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import FRAME_H, FRAME_W, assert_one_line_error, draw_frame, garden_edge, read_video, write_video
+from helpers import (
+    FRAME_H,
+    FRAME_W,
+    FakeCapture,
+    assert_one_line_error,
+    draw_frame,
+    garden_edge,
+    read_video,
+    write_video,
+)
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +132,7 @@ def test_size_option_resizes_frames(models, video, tmp_path):
     assert read_video(out)[0].shape == (64, 90, 3)
 
 
-class FakeCamera:
+class FakeCamera(FakeCapture):
     """A camera that gives ``frames`` frames, then nothing; reopening it gives ``after`` more. Like a real
     one it delivers at its own pace (``PERIOD`` seconds a frame), whether the app keeps up or not."""
 
@@ -138,21 +147,12 @@ class FakeCamera:
         camera = FakeCamera(self.left if len(FakeCamera.opened) == 1 else self.after)
         return camera
 
-    def isOpened(self):
-        return True
-
-    def set(self, *args):
-        return True
-
     def read(self):
         if self.left <= 0:
             return False, None
         time.sleep(self.PERIOD)
         self.left -= 1
         return True, draw_frame(self.left)[0]
-
-    def release(self):
-        pass
 
 
 @pytest.mark.parametrize("after, code", [(0, 1), (4, 0)])
