@@ -5,6 +5,7 @@ app's inference on LiteRT's Interpreter and CompiledModel against LiteRT's own b
     python bench/edge_fps.py --int8 m_int8.tflite --fp32 m.tflite   # your own files
     python bench/edge_fps.py --standin       # a Keras stand-in of the same shapes (no garden/deploy)
     python bench/edge_fps.py --runtimes-only # only the Interpreter / CompiledModel / benchmark tool table
+    python bench/edge_fps.py --loops-only    # only the pipelined against the sequential loop
 
 Goal (issue 8): the int8 DeepLabv3+ (MobileNetV2, separable head) at 257x257 with one thread runs at
 >= 50 FPS end to end, and everything except inference takes < 25% of the frame time.
@@ -15,6 +16,10 @@ instead: keras.applications MobileNetV2 (random weights, stride-16 features), a 
 DeepLabv3+ decoder with stride-4 skip, 11 classes, bilinear back to 257x257; converted to fp32 and
 full-int8 (int8 in/out) TFLite. The app itself (``python -m edge_app --benchmark N --json``) is what is
 timed, in a subprocess, on a generated 640x480 video.
+
+Goal (issue 24): the pipelined loop (the default) at >= 95% of 1000 / (median inference ms) on the
+int8 file at 1 thread: capture, preprocess, postprocess and render overlap inference, so inference
+alone bounds the frame rate. ``--sequential`` (one frame at a time) runs beside it, the two in turn.
 
 Goal (issue 19): the app's inference median on the int8 file, with ``--runtime compiled`` and
 ``--runtime interpreter``, within 5% of what ``python -m ai_edge_litert.tools.benchmark_litert_model``
@@ -138,8 +143,8 @@ def write_video(path, frames=120, size=(640, 480)):
     return path
 
 
-def run_app(model, video, threads, frames, runtime=None):
-    runtime = ["--runtime", runtime] if runtime else []
+def run_app(model, video, threads, frames, runtime=None, extra=()):
+    runtime = ["--runtime", runtime, *extra] if runtime else list(extra)
     command = [
         sys.executable,
         "-m",
@@ -200,6 +205,59 @@ def runtime_table(rows):
     return "\n".join(lines)
 
 
+LOOPS = {"sequential": ["--sequential"], "pipelined": []}
+PIPELINE_GOAL = 0.95  # of 1000 / median inference ms
+
+
+def bound_share(result):
+    """FPS as a share of what inference alone allows, 1000 / median inference ms (same run)."""
+    return result["fps"] * result["inference"] / 1000
+
+
+def loop_table(runs):
+    lines = [
+        "| run | loop | FPS | median inference ms | 1000 / inference | FPS / (1000 / inference) "
+        "| latency median / p95 ms | load |",
+        "|" + "---|" * 8,
+    ]
+    for i, (loop, r) in enumerate(runs, 1):
+        latency = r["latency"]
+        lines.append(
+            f"| {i} | {loop} | {r['fps']:.1f} | {r['inference']:.2f} | {1000 / r['inference']:.1f} | "
+            f"{100 * bound_share(r):.1f}% | {latency['median']:.1f} / {latency['p95']:.1f} | {r['load']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def compare_loops(model, video, frames, repeat):
+    """Print the interleaved runs, the best of each loop, and the pipelined loop's goal."""
+    runs = []
+    for _ in range(repeat):
+        for loop, flags in LOOPS.items():
+            result = run_app(model, video, 1, frames, extra=flags)
+            runs.append((loop, {**result, "load": os.getloadavg()[0]}))
+    print(
+        f"int8 {Path(model).name}, 1 inference thread, garden-edge --benchmark {frames} on a 640x480 video, "
+        f"sequential and pipelined in turn ({repeat} each); load = 1-minute load average after the run, "
+        f"on {os.cpu_count()} CPUs\n"
+    )
+    print(loop_table(runs))
+    best = {loop: max((r for name, r in runs if name == loop), key=lambda r: r["fps"]) for loop in LOOPS}
+    described = (
+        f"{loop} {r['fps']:.1f} FPS = {100 * bound_share(r):.1f}% of 1000 / {r['inference']:.2f} ms"
+        for loop, r in best.items()
+    )
+    print("\nfastest run of each loop: " + ", ".join(described))
+    share = bound_share(best["pipelined"])
+    sequential_ms = float(np.median([r["inference"] for name, r in runs if name == "sequential"]))
+    strict = best["pipelined"]["fps"] * sequential_ms / 1000
+    verdict = "PASS" if share >= PIPELINE_GOAL else "FAIL"
+    print(
+        f"goal: pipelined >= {100 * PIPELINE_GOAL:.0f}% of 1000 / its median inference: {100 * share:.1f}%: {verdict} "
+        f"({100 * strict:.1f}% of 1000 / the sequential runs' median inference, {sequential_ms:.2f} ms)\n"
+    )
+
+
 def table(rows):
     head = f"| model | threads | FPS | {' | '.join(STAGES)} | sum of medians ms | non-inference share |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -225,11 +283,12 @@ def main():
     parser.add_argument("--workdir", help="keep the generated models and video here")
     parser.add_argument("--standin", action="store_true", help="time the Keras stand-in, not garden's deeplabv3plus")
     parser.add_argument("--runtimes-only", action="store_true", help="only the int8 runtime comparison")
+    parser.add_argument("--loops-only", action="store_true", help="only the pipelined against the sequential loop")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="edge_fps_"))
     work.mkdir(parents=True, exist_ok=True)
     models = {"int8": args.int8, "fp32": args.fp32}
-    wanted = ("int8",) if args.runtimes_only else ("int8", "fp32")
+    wanted = ("int8",) if args.runtimes_only or args.loops_only else ("int8", "fp32")
     if not all(models[k] for k in wanted) and not args.standin:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         for kind, quant in (("int8", "int8-io"), ("fp32", "fp32"))[: len(wanted)]:
@@ -244,6 +303,9 @@ def main():
     video = work / "bench_640x480.mp4"
     if not video.exists():
         write_video(video)
+    compare_loops(models["int8"], video, args.frames, args.repeat)
+    if args.loops_only:
+        return
     threads_list = [int(t) for t in args.threads.split(",")]
     load = os.getloadavg()[0]
     rows = runtime_rows(models["int8"], video, threads_list, args.frames, args.repeat, work)
@@ -262,10 +324,13 @@ def main():
     rows = []
     for kind in ("int8", "fp32"):
         for threads in threads_list:
-            runs = [run_app(models[kind], video, threads, args.frames) for _ in range(args.repeat)]
+            runs = [
+                run_app(models[kind], video, threads, args.frames, extra=LOOPS["sequential"])
+                for _ in range(args.repeat)
+            ]
             rows.append((f"{kind} {Path(models[kind]).name}", threads, max(runs, key=lambda r: r["fps"])))
     print(
-        f"garden-edge --benchmark {args.frames} on a 640x480 video, best of {args.repeat} runs; "
+        f"garden-edge --benchmark {args.frames} --sequential on a 640x480 video, best of {args.repeat} runs; "
         f"stage cells are median / p90 ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
     )
     print(table(rows))

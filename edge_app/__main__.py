@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   garden-edge --model deeplab.tflite --source street.mp4 --headless --output out.mp4
   garden-edge --model deeplab.tflite --source 0 --serve 0.0.0.0:8080
   garden-edge --model deeplab.tflite --source frame.jpg --benchmark 200 --threads 1 --json
+  garden-edge --model deeplab.tflite --source clip.mp4 --benchmark 200 --sequential   # per-stage timing
   garden-edge --model selfie.tflite --source 0 --mode blur --threshold 0.6
   garden-edge --model classifier.tflite --labels labels.txt --mean 127.5 --std 127.5 --source photo.jpg --json
   garden-edge --model separable.tflite --compare standard.tflite --source clip.mp4 --headless --output cmp.mp4
@@ -171,6 +172,12 @@ def build_parser():
     )
     add_count(p, "--benchmark", 1, MAX_BENCHMARK, 0, "time N frames, {range} (source looped), and print median/p90")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="one frame at a time through every stage, on one thread (each stage's time its own); "
+        "default: the stages pipelined, overlapping inference",
+    )
     p.add_argument("--compare", metavar="OTHER.tflite", help="run a second model on the same frames, side by side")
     p.add_argument(
         "--serve",

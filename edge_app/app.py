@@ -1,11 +1,16 @@
-"""The one loop: capture -> preprocess -> infer -> postprocess -> render -> output, timed per stage.
+"""The loop: capture -> preprocess -> infer -> postprocess -> render -> output, timed per stage.
 
-Where the frames go is :mod:`edge_app.outputs`; what the run reports, :mod:`edge_app.summary`.
+By default the stages are pipelined (:mod:`edge_app.stages`): capture and preprocess of the next frame,
+and postprocess, render and output of the previous one, run while a frame is in inference, so the
+frame rate is bound by inference alone. ``--sequential`` runs one frame at a time through every stage
+on one thread, where each stage's time is its own. Where the frames go is :mod:`edge_app.outputs`;
+what the run reports, :mod:`edge_app.summary`.
 """
 
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 import cv2
@@ -13,13 +18,15 @@ import numpy as np
 
 from edge_app import render as draw
 from edge_app.errors import EdgeError, SourceLost
+from edge_app.heap import keep_freed_memory
 from edge_app.model import Overrides, infer, load_model, preprocess
 from edge_app.outputs import Outputs
 from edge_app.postprocess import postprocess
 from edge_app.serve import MAX_CLIENTS
 from edge_app.sources import open_source
+from edge_app.stages import StagePipeline
 from edge_app.summary import Finished, live_stats, summary
-from edge_app.timings import HISTORY, MODEL_STAGES, STAGES, Timings, ms_since
+from edge_app.timings import HISTORY, STAGES, Timings, ms_since, timed
 
 WARMUP = 3  # frames run before a benchmark's clock starts
 TEXT_EVERY = 10  # frames between refreshes of the timing text drawn on the frame
@@ -56,6 +63,7 @@ class Options:
     max_frames: int = 0
     retries: int = 3
     retry_delay: float = 0.5
+    sequential: bool = False  # one frame at a time through every stage, on one thread
 
 
 class Caption(NamedTuple):
@@ -63,6 +71,20 @@ class Caption(NamedTuple):
 
     lines: list  # FPS and the recent per-stage medians, top-left
     titles: list  # one caption per model panel (drawn when comparing)
+
+
+@dataclass
+class Frame:
+    """One captured frame on its way through the stages, and what they have made of it so far."""
+
+    image: np.ndarray  # the captured BGR picture
+    started: float  # time.perf_counter() when its capture began: its latency runs from here to display
+    times: dict = field(default_factory=dict)  # stage -> ms, until they join the run's timings at display
+    tensors: list = field(default_factory=list)  # each model's input
+    raws: list = field(default_factory=list)  # each model's chosen output
+
+    def add(self, stage, ms):
+        self.times[stage] = ms
 
 
 class Processed(NamedTuple):
@@ -113,27 +135,43 @@ class Pipeline:
         for model in self.models:
             model.close()
 
-    def process(self, frame, timings, caption, fps=None):
-        """preprocess -> infer -> postprocess for each model, then render: one annotated image.
+    def prepare(self, frame):
+        """The stage after capture: ``frame`` preprocessed for each model."""
+        named = zip(self.models, PREFIXES)
+        frame.tensors = [timed(frame, prefix + "preprocess", preprocess, frame.image, model) for model, prefix in named]
+        return frame
+
+    def run_models(self, frame):
+        """The inference stage: each model run on ``frame``'s tensors."""
+        named = zip(self.models, frame.tensors, PREFIXES)
+        frame.raws = [timed(frame, prefix + "inference", infer, model, tensor) for model, tensor, prefix in named]
+        return frame
+
+    def finish(self, frame, timings, caption, fps=None):
+        """postprocess each model's output, then render: one annotated image (the times go to ``timings``).
 
         Without a ``caption`` (the first frames) the text shows this frame's own times and ``fps``.
         """
-        results = [self._run_model(model, frame, timings, prefix) for model, prefix in zip(self.models, PREFIXES)]
+        top_k, threshold = self.options.top_k, self.options.threshold
+        results = [
+            timed(timings, prefix + "postprocess", postprocess, raw, model.info, top_k, threshold)
+            for model, raw, prefix in zip(self.models, frame.raws, PREFIXES)
+        ]
         start = time.perf_counter()
         panels = [
-            draw.render(frame, result, model.info, table, self.options.mode, self.options.alpha, self.background)
+            draw.render(frame.image, result, model.info, table, self.options.mode, self.options.alpha, self.background)
             for model, result, table in zip(self.models, results, self.tables)
         ]
-        caption = caption or self.caption(timings, fps, render_ms=ms_since(start))
+        caption = caption or self.caption(timings, fps, render_ms=ms_since(start), latency_ms=ms_since(frame.started))
         image = self._compose(panels, caption)
         timings.add("render", ms_since(start))
         return Processed(image, results)
 
-    def caption(self, timings, fps=None, render_ms=None):
+    def caption(self, timings, fps=None, render_ms=None, latency_ms=None):
         """Timing text for the frame and panel captions, from the recent medians.
 
-        ``render_ms`` stands in for a render time not yet recorded (the first frame's); without ``fps``
-        the rate is the one the stages' times allow.
+        ``render_ms`` and ``latency_ms`` stand in for times not yet recorded (the first frame's); without
+        ``fps`` the rate is the one the stages' times allow.
         """
         recent = timings.percentile(50, last=30)
         if render_ms is not None:
@@ -141,21 +179,9 @@ class Pipeline:
         stages = {s: recent.get(s, 0.0) for s in STAGES}
         if fps is None:
             fps = 1e3 / max(sum(stages.values()), 1e-6) if any(stages.values()) else 0.0
+        latency = recent.get("total", latency_ms or 0.0)
         titles = [draw.model_title(m.info, recent.get(p + "inference", 0.0)) for m, p in zip(self.models, PREFIXES)]
-        return Caption(draw.stats_lines(fps, stages), titles)
-
-    def _run_model(self, model, frame, timings, prefix):
-        """Preprocess, infer and postprocess one frame with one model, timing each stage."""
-        t0 = time.perf_counter()
-        tensor = preprocess(frame, model)
-        t1 = time.perf_counter()
-        raw = infer(model, tensor)
-        t2 = time.perf_counter()
-        result = postprocess(raw, model.info, self.options.top_k, self.options.threshold)
-        t3 = time.perf_counter()
-        for stage, ms in zip(MODEL_STAGES, np.diff([t0, t1, t2, t3]) * 1e3):
-            timings.add(prefix + stage, ms)
-        return result
+        return Caption(draw.stats_lines(fps, stages, latency_ms=latency), titles)
 
     def _compose(self, panels, caption):
         """The picture for one frame: the timing text top-left; when comparing, each panel's title top-left
@@ -190,6 +216,8 @@ class Progress:
     caption: Caption | None = None  # None until TEXT_EVERY frames are done: each frame then shows its own times
     frames: int = 0  # frames processed, a benchmark's warm-up included
     last: object = None  # the main model's result on the latest frame
+    dropped: int | None = None  # stale frames a live source's pipelined loop dropped (None: none may be)
+    shown_at: float = 0.0  # when the latest frame was shown, for pacing a file shown to a person
     timings: Timings = field(init=False)
     started: float = field(init=False)  # when the clock started (again after a benchmark's warm-up)
     caption_at: float = field(init=False)  # when the caption was last refreshed
@@ -230,6 +258,7 @@ def run(options, observer=None, out=sys.stdout):
     ``frames_lost`` and ``warning`` when a damaged video had frames that could not be decoded.
     Raises :class:`OutputFailed` when ``--output`` could not be written whole (nothing is put there).
     """
+    keep_freed_memory()
     pipeline = Pipeline.load(options)
     try:
         for model in pipeline.models:
@@ -250,47 +279,96 @@ def run(options, observer=None, out=sys.stdout):
 
 
 def _loop(options, pipeline, source, outputs, observer):
-    """capture -> process -> emit until done; returns how it finished."""
+    """Frames through the stages until done, pipelined or (``--sequential``) one at a time; how it finished."""
     warm = WARMUP if options.benchmark else 0
     limit = options.benchmark + warm if options.benchmark else options.max_frames
     progress = Progress(max(HISTORY, options.benchmark))
-    period = _frame_period(options, source, outputs)
+    live = getattr(source, "live", False) and not options.sequential  # frames may be dropped
+    capture = _capturer(pipeline, source, 0 if live else limit)
+    show = partial(_show, pipeline, outputs, progress, observer, _frame_period(options, source, outputs), warm, limit)
     try:
-        while not limit or progress.frames < limit:
-            if warm and progress.frames == warm:
-                progress.restart_clock()
-            stopped = _step(pipeline, source, outputs, progress, observer, period)
-            if stopped:
-                break
+        if options.sequential:
+            stopped = _sequential(pipeline, capture, show)
         else:
-            stopped = f"{limit - warm} frames"
+            stopped = _pipelined(pipeline, capture, show, progress, live)
     except KeyboardInterrupt:
         stopped = "interrupted"
     except SourceLost as error:
         stopped = f"lost: {error}"
     seconds = time.perf_counter() - progress.started
-    return Finished(stopped, progress.timings, max(progress.frames - warm, 0), seconds, progress.last)
+    frames = max(progress.frames - warm, 0)
+    return Finished(stopped, progress.timings, frames, seconds, progress.last, progress.dropped)
 
 
-def _step(pipeline, source, outputs, progress, observer, period):
-    """Capture, process and emit one frame; why the loop stops here ("source ended", "quit key"), or None."""
-    start = time.perf_counter()
-    frame = source.read()
-    if frame is None:
+def _sequential(pipeline, capture, show):
+    """One frame at a time through every stage on this thread; why it stopped."""
+    while (frame := capture()) is not None:
+        if stopped := show(pipeline.run_models(frame)):
+            return stopped
+    return "source ended"
+
+
+def _pipelined(pipeline, capture, show, progress, live):
+    """Capture + preprocess and inference on threads of their own, postprocess + render + output here, all
+    at once on consecutive frames; why it stopped.
+
+    A file's frames all come, in order; a live source keeps only the newest frame waiting for inference
+    (the older ones are dropped, counted in ``progress.dropped``).
+    """
+    stages = StagePipeline(capture, pipeline.run_models, latest_only=live, name="garden-edge")
+    try:
+        with stages:
+            for frame in stages:
+                if stopped := show(frame):
+                    return stopped
         return "source ended"
+    finally:
+        progress.dropped = stages.dropped if live else None
+
+
+def _capturer(pipeline, source, limit):
+    """The first stage: read the next frame and preprocess it; None at the source's end or after ``limit``
+    frames (0: no limit)."""
+    read = 0
+
+    def capture():
+        nonlocal read
+        if limit and read >= limit:
+            return None
+        start = time.perf_counter()
+        image = source.read()
+        if image is None:
+            return None
+        read += 1
+        frame = Frame(image, start)
+        frame.add("capture", ms_since(start))
+        return pipeline.prepare(frame)
+
+    return capture
+
+
+def _show(pipeline, outputs, progress, observer, period, warm, limit, frame):
+    """The last stage: postprocess, render and emit ``frame``; why the run stops here (the window's quit key,
+    ``limit`` frames done), or None."""
+    if warm and progress.frames == warm:
+        progress.restart_clock()
     timings = progress.timings
-    timings.add("capture", ms_since(start))
-    done = pipeline.process(frame, timings, progress.caption, progress.fps())
+    for stage, ms in frame.times.items():
+        timings.add(stage, ms)
+    done = pipeline.finish(frame, timings, progress.caption, progress.fps())
     progress.count(pipeline, done.main)
     emitting = time.perf_counter()
     keep_going = outputs.emit(done.image, progress.frames, lambda: progress.live_stats(done.main, pipeline.main.info))
     timings.add("output", ms_since(emitting))
-    timings.add("total", ms_since(start))
+    timings.add("total", ms_since(frame.started))
     if observer:
         observer(progress.frames, done.image)
     if period:
-        time.sleep(max(0.0, period - (time.perf_counter() - start)))
-    return None if keep_going else "quit key"
+        time.sleep(max(0.0, progress.shown_at + period - time.perf_counter()))
+        progress.shown_at = time.perf_counter()
+    if not keep_going:
+        return "quit key"
+    return f"{limit - warm} frames" if limit and progress.frames >= limit else None
 
 
 def _frame_period(options, source, outputs):

@@ -113,11 +113,12 @@ def draw_top_k(image, result, info):
     draw_lines(image, lines, origin=(-4, 4))
 
 
-def stats_lines(fps, stages_ms, title=None):
-    """Text for the frame: FPS and the last per-stage times in milliseconds."""
+def stats_lines(fps, stages_ms, title=None, latency_ms=None):
+    """Text for the frame: FPS, the latency (capture to display) and the last per-stage times, in milliseconds."""
     short = {"capture": "cap", "preprocess": "pre", "inference": "infer", "postprocess": "post", "render": "draw"}
     parts = " ".join(f"{short.get(k, k)} {v:.1f}" for k, v in stages_ms.items())
-    lines = [f"{fps:.1f} FPS  {parts} ms"]
+    latency = f"  latency {latency_ms:.1f} ms |" if latency_ms else ""
+    lines = [f"{fps:.1f} FPS{latency}  {parts} ms"]
     return ([title] if title else []) + lines
 
 

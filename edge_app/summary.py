@@ -17,6 +17,7 @@ class Finished(NamedTuple):
     frames: int  # frames processed, not counting a benchmark's warm-up
     seconds: float  # wall-clock time of those frames
     last: object = None  # the main model's result on the last frame
+    dropped: int | None = None  # stale frames of a live source the pipelined loop dropped; None for other runs
 
 
 def rss_mb():
@@ -53,13 +54,16 @@ def summary(finished, models, options, lost=0):
 
     ``lost`` frames of a damaged video add ``frames_lost`` and a ``warning``; a lost camera adds ``error``.
     """
-    medians, p90 = finished.timings.percentile(50), finished.timings.percentile(90)
+    timings = finished.timings
+    medians, p90, p95 = (timings.percentile(q) for q in (50, 90, 95))
     frames, seconds, stopped = finished.frames, finished.seconds, finished.stopped
     result = {
         "fps": round(frames / seconds, 2) if frames and seconds > 0 else 0.0,
         "frames": frames,
         **{s: round(medians.get(s, 0.0), 3) for s in (*STAGES, "total", "output")},
         "p90": {s: round(v, 3) for s, v in p90.items() if not s.startswith("compare_")},
+        "latency": {"median": round(medians.get("total", 0.0), 3), "p95": round(p95.get("total", 0.0), 3)},
+        "loop": "sequential" if options.sequential else "pipelined",
         "threads": options.threads,
         "model": _model_facts(models[0].info),
         "stopped": stopped,
@@ -75,6 +79,8 @@ def summary(finished, models, options, lost=0):
             "p90": {s: round(p90.get("compare_" + s, 0.0), 3) for s in MODEL_STAGES},
             "model": _model_facts(models[1].info),
         }
+    if finished.dropped is not None:
+        result["frames_dropped"] = finished.dropped
     if lost:
         result["frames_lost"] = lost
         result["warning"] = (
@@ -109,6 +115,7 @@ def format_summary(result):
             f"garden-edge: {result['frames']} frames, {result['fps']:.1f} FPS ({result['stopped']}), "
             f"{result['threads']} thread(s), model {model['name']} [{model['quantization']}]"
         ),
+        _latency_text(result),
         *([f"result: {_result_text(result['result'])}"] if "result" in result else []),
         f"{'stage':<12} {'median ms':>10} {'p90 ms':>10} {'share':>7}",
     ]
@@ -123,6 +130,16 @@ def format_summary(result):
             macs = f"{facts['macs'] / 1e9:.3f}" if facts["macs"] else "n/a"
             lines.append(f"{Path(facts['path']).stem[:34]:<34} {ms:>12.2f} {macs:>8}")
     return "\n".join(lines)
+
+
+def _latency_text(result):
+    """The loop and each frame's latency, capture to display (and the stale frames a live source dropped)."""
+    latency = result["latency"]
+    dropped = f", {result['frames_dropped']} stale frame(s) dropped" if "frames_dropped" in result else ""
+    return (
+        f"{result['loop']} loop: latency (capture to display) median {latency['median']:.2f} ms, "
+        f"p95 {latency['p95']:.2f} ms{dropped}"
+    )
 
 
 def _result_text(described):

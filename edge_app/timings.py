@@ -16,6 +16,14 @@ def ms_since(start):
     return (time.perf_counter() - start) * 1e3
 
 
+def timed(record, stage, function, *args):
+    """``function(*args)``, its milliseconds added to ``record`` (anything with ``add(stage, ms)``) as ``stage``."""
+    start = time.perf_counter()
+    value = function(*args)
+    record.add(stage, ms_since(start))
+    return value
+
+
 class Timings:
     """Per-stage milliseconds of the last ``HISTORY`` frames."""
 

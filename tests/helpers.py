@@ -321,6 +321,20 @@ def read_video(path):
         frames.append(frame)
 
 
+class FakeCapture:
+    """The part of ``cv2.VideoCapture`` a fake camera shares: always open, every setting taken, nothing to free.
+    A fake camera adds ``read`` and, as the factory tests put in ``edge_app.sources.open_capture``, ``__call__``."""
+
+    def isOpened(self):
+        return True
+
+    def set(self, *args):
+        return True
+
+    def release(self):
+        pass
+
+
 def assert_one_line_error(done, code, *words):
     """A finished garden-edge run exited ``code`` with one ``garden-edge: ...`` line on stderr holding ``words``."""
     assert done.returncode == code, (done.returncode, done.stdout, done.stderr)

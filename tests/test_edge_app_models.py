@@ -342,9 +342,9 @@ def test_image_source_shows_real_timings_from_the_first_frame(files, monkeypatch
 
     drawn, stats_lines = [], render.stats_lines
 
-    def spy(fps, stages, *args):
+    def spy(fps, stages, *args, **kwargs):
         drawn.append((fps, stages))
-        return stats_lines(fps, stages, *args)
+        return stats_lines(fps, stages, *args, **kwargs)
 
     monkeypatch.setattr(render, "stats_lines", spy)
     summary = run(Options(model=files["binary_float"], source=files["frame"], headless=True))

@@ -1,12 +1,22 @@
 """garden-edge on a device that misbehaves: every bad input is one line on stderr and a clean exit code."""
 
 import json
+import time
 
 import cv2
 import numpy as np
 import pytest
 
-from helpers import FRAME_H, FRAME_W, assert_one_line_error, draw_frame, garden_edge, read_video, write_video
+from helpers import (
+    FRAME_H,
+    FRAME_W,
+    FakeCapture,
+    assert_one_line_error,
+    draw_frame,
+    garden_edge,
+    read_video,
+    write_video,
+)
 
 
 @pytest.fixture(scope="session")
@@ -122,10 +132,12 @@ def test_size_option_resizes_frames(models, video, tmp_path):
     assert read_video(out)[0].shape == (64, 90, 3)
 
 
-class FakeCamera:
-    """A camera that gives ``frames`` frames, then nothing; reopening it gives ``after`` more."""
+class FakeCamera(FakeCapture):
+    """A camera that gives ``frames`` frames, then nothing; reopening it gives ``after`` more. Like a real
+    one it delivers at its own pace (``PERIOD`` seconds a frame), whether the app keeps up or not."""
 
     opened = []
+    PERIOD = 0.04
 
     def __init__(self, frames, after=0):
         self.left, self.after = frames, after
@@ -135,25 +147,21 @@ class FakeCamera:
         camera = FakeCamera(self.left if len(FakeCamera.opened) == 1 else self.after)
         return camera
 
-    def isOpened(self):
-        return True
-
-    def set(self, *args):
-        return True
-
     def read(self):
         if self.left <= 0:
             return False, None
+        time.sleep(self.PERIOD)
         self.left -= 1
         return True, draw_frame(self.left)[0]
-
-    def release(self):
-        pass
 
 
 @pytest.mark.parametrize("after, code", [(0, 1), (4, 0)])
 def test_camera_that_disconnects_mid_stream(models, tmp_path, monkeypatch, capsys, after, code):
-    """No frames after reconnecting: exit 1 with the reason, video kept. Frames again: the run goes on."""
+    """No frames after reconnecting: exit 1 with the reason, video kept. Frames again: the run goes on.
+
+    The pipelined loop may drop a stale camera frame (a slow moment of a shared CPU): every frame the
+    camera gave is either in the video or counted as dropped.
+    """
     from edge_app import sources
     from edge_app.__main__ import main
 
@@ -162,15 +170,15 @@ def test_camera_that_disconnects_mid_stream(models, tmp_path, monkeypatch, capsy
     out = tmp_path / "camera.mp4"
     args = ["--model", models["int8"], "--source", "0", "--headless", "--output", str(out), "--retries", "2", "--json"]
     if after:
-        args += ["--max-frames", "8"]
+        args += ["--max-frames", "6"]
     assert main(args) == code
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     summary = json.loads(captured.out)
     if after:
-        assert summary["frames"] == 8 and "reconnecting (1/2)" in captured.err
+        assert summary["frames"] == 6 and "reconnecting (1/2)" in captured.err
     else:
-        assert summary["frames"] == 5
+        assert summary["frames"] + summary["frames_dropped"] == 5
         assert "camera 0 disconnected: no frame after 2 reconnection attempts" in captured.err
         assert len(FakeCamera.opened) == 3
     assert len(read_video(out)) == summary["frames"]
